@@ -1,0 +1,71 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+INSTALLED := $(VENV)/.installed
+
+.PHONY: help setup java jars dagster-home demo dev test check lint format typecheck lock clean
+
+help:
+	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
+	@echo "make dev    the Dagster UI (dagster dev) on the same DAGSTER_HOME"
+	@echo "make test   set up and run the tests;  make check: ruff and mypy"
+	@echo "make lock   re-resolve requirements.lock after editing pyproject.toml"
+
+# Python packages, pinned by requirements.lock; re-installed only when it or pyproject changes.
+$(INSTALLED): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: Python 3.11 is required"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+# Spark needs Java 17+: installed with apt when missing and we may, otherwise a clear error.
+java:
+	@if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "error: Spark needs Java 17+: install it, e.g. sudo apt-get install openjdk-17-jre-headless"; exit 1; fi; \
+	fi
+
+# Delta Lake's jars from Maven Central, once, into DELTA_JARS_DIR (later runs need no network).
+jars: $(INSTALLED)
+	@$(BIN)/spotify-lakehouse fetch-jars
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@test -e "$(DAGSTER_HOME)/dagster.yaml" || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+
+setup: $(INSTALLED) java jars dagster-home
+
+demo: setup
+	$(BIN)/spotify-lakehouse demo
+
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy
+
+check: lint typecheck
+
+lock: $(INSTALLED)
+	$(BIN)/uv pip compile -q --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+
+clean:
+	rm -rf .data .dagster_home/storage .dagster_home/history .dagster_home/schedules .pytest_cache

@@ -1,0 +1,156 @@
+"""`spotify-lakehouse`: seed and advance the source, fetch Delta's jars, materialise, summarise."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date, timedelta
+
+from spotify_assets.settings import ConfigError, Settings, load_settings
+
+
+def _engine(settings: Settings):
+    from spotify_assets.source.resource import SourceDatabase
+
+    return SourceDatabase(url=settings.source_db_url).engine
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.source import simulator
+
+    start = args.start or settings.start_date
+    if start < settings.start_date:
+        raise ConfigError(
+            f"--start {start} is before the first partition LAKEHOUSE_START_DATE="
+            f"{settings.start_date}: rows before it could never be ingested"
+        )
+    simulator.seed(
+        _engine(settings),
+        seed_value=args.seed,
+        scale=args.scale,
+        start=start,
+        days=args.days,
+        reset=args.reset,
+    )
+    return 0
+
+
+def cmd_advance(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.source import simulator
+
+    simulator.advance(_engine(settings), days=args.days)
+    return 0
+
+
+def cmd_fetch_jars(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.spark import delta_jars
+
+    paths = delta_jars.fetch(settings.delta_jars_dir, settings.maven_repository_url)
+    print("Delta Lake jars ready: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def seeded_range(settings: Settings) -> tuple[date, date]:
+    """First and last day that the simulator has generated."""
+    from spotify_assets.source import simulator
+
+    state = simulator.read_state(_engine(settings))
+    if state is None:
+        raise ConfigError("the source has not been seeded: run `spotify-lakehouse seed` first")
+    return state.start, state.end - timedelta(days=1)
+
+
+def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.materialize import materialize_range
+
+    first, last = seeded_range(settings) if not (args.start and args.end) else (None, None)
+    start, end = args.start or first, args.end or last
+    assert start is not None and end is not None
+    return 0 if materialize_range(settings, start, end).success else 1
+
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.reconcile import format_counts, layer_counts
+    from spotify_assets.resources import build_resources
+
+    resources = build_resources(settings)
+    spark = resources["spark"].session()
+    rows = layer_counts(spark, resources["source_db"], settings.lakehouse_root)
+    print(format_counts(rows))
+    print()
+    print(f"Lake:   {settings.lakehouse_root}  (Delta tables at <layer>/<table>)")
+    print(f"Source: {resources['source_db'].display_url}")
+    print(f"Dagster instance: {settings.dagster_home}")
+    print("UI:     run `make dev`, then open http://127.0.0.1:3000")
+    return 0 if all(r.reconciles for r in rows) else 1
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.monotonic()
+    for step in (cmd_seed, cmd_materialize, cmd_summary):
+        code = step(args, settings)
+        if code:
+            return code
+    print(f"\nDemo finished in {time.monotonic() - started:.0f} s.")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spotify-lakehouse", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def seed_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+        sp.add_argument(
+            "--scale", type=int, default=1, help="1 = 500 users/artists/tracks, 1,000 streams"
+        )
+        sp.add_argument(
+            "--start", type=date.fromisoformat, help="first day (default LAKEHOUSE_START_DATE)"
+        )
+        sp.add_argument("--days", type=int, default=30, help="days of history (default 30)")
+        sp.add_argument("--reset", action="store_true", help="drop and re-create the source tables")
+
+    def range_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--start", type=date.fromisoformat, help="first partition (default: seeded range)"
+        )
+        sp.add_argument("--end", type=date.fromisoformat, help="last partition, inclusive")
+
+    sp = sub.add_parser("seed", help="create and fill the source tables")
+    seed_args(sp)
+    sp.set_defaults(func=cmd_seed)
+    sp = sub.add_parser("advance", help="move the source forward in time")
+    sp.add_argument("--days", type=int, default=1)
+    sp.set_defaults(func=cmd_advance)
+    sp = sub.add_parser("fetch-jars", help="download Delta Lake's jars into DELTA_JARS_DIR")
+    sp.set_defaults(func=cmd_fetch_jars)
+    sp = sub.add_parser("materialize", help="materialise every asset over a date range, one run")
+    range_args(sp)
+    sp.set_defaults(func=cmd_materialize)
+    sp = sub.add_parser("summary", help="rows per table per layer, reconciled with the source")
+    sp.set_defaults(func=cmd_summary)
+    sp = sub.add_parser("demo", help="seed, materialise the seeded range, summarise")
+    seed_args(sp)
+    sp.add_argument("--end", type=date.fromisoformat, help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args, load_settings())
+    except Exception as exc:  # a clear one-line error, not a traceback, for known failures
+        from spotify_assets.source.simulator import SimulatorError
+        from spotify_assets.spark.delta_jars import DeltaJarsMissing
+        from spotify_assets.spark.session import JavaMissing
+
+        if isinstance(exc, ConfigError | SimulatorError | DeltaJarsMissing | JavaMissing):
+            print(f"spotify-lakehouse: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

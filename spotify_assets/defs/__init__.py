@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per concern; `spotify_assets.definitions` merges them."""

@@ -1,0 +1,123 @@
+"""Gold: the star schema users query (dim_user, dim_artist, dim_track, dim_date, fact_stream)."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    PartitionsDefinition,
+    asset,
+)
+
+from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer
+from spotify_assets.defs.bronze import source_window
+from spotify_assets.defs.silver import versions_entity
+from spotify_assets.lake import delta
+from spotify_assets.lake.metadata import table_metadata
+from spotify_assets.resources import Lakehouse, SparkResource
+from spotify_assets.transforms import gold
+
+DIMENSIONS = ("dim_user", "dim_artist", "dim_track")
+
+
+def build_gold_dimension(entity: str) -> AssetsDefinition:
+    @asset(
+        key=AssetKey([Layer.GOLD.value, entity]),
+        group_name=Layer.GOLD.value,
+        deps=[AssetKey([Layer.SILVER.value, versions_entity(entity)])],
+        kinds={"spark", "delta"},
+        description=(
+            f"The `{entity}` dimension with its history (SCD Type 2): one row per version, "
+            "valid over [__START_AT, __END_AT), with a surrogate key per version."
+        ),
+    )
+    def _gold_dim(
+        context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+    ) -> MaterializeResult:
+        session = spark.session(context.log)
+        versions = delta.read(session, lakehouse.path(Layer.SILVER, versions_entity(entity)))
+        path = lakehouse.path(Layer.GOLD, entity)
+        delta.overwrite(gold.build_scd2(entity, versions), path)
+        written = delta.read(session, path)
+        current = written.where("is_current").count()
+        return MaterializeResult(
+            metadata=table_metadata(written.schema, written.count(), path, current_rows=current)
+        )
+
+    return _gold_dim
+
+
+@asset(
+    key=AssetKey([Layer.GOLD.value, "dim_date"]),
+    group_name=Layer.GOLD.value,
+    deps=[AssetKey([Layer.SILVER.value, "dim_date"])],
+    kinds={"spark", "delta"},
+    description="The calendar, with quarter and is_weekend.",
+)
+def gold_dim_date(
+    context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+) -> MaterializeResult:
+    session = spark.session(context.log)
+    silver = delta.read(session, lakehouse.path(Layer.SILVER, "dim_date"))
+    path = lakehouse.path(Layer.GOLD, "dim_date")
+    delta.overwrite(gold.build_dim_date(silver), path)
+    written = delta.read(session, path)
+    return MaterializeResult(metadata=table_metadata(written.schema, written.count(), path))
+
+
+def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition:
+    source = SOURCE_BY_ENTITY["fact_stream"]
+
+    @asset(
+        key=AssetKey([Layer.GOLD.value, "fact_stream"]),
+        group_name=Layer.GOLD.value,
+        deps=[
+            AssetKey([Layer.SILVER.value, "fact_stream"]),
+            *(AssetKey([Layer.GOLD.value, d]) for d in DIMENSIONS),
+            AssetKey([Layer.GOLD.value, "dim_date"]),
+        ],
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"spark", "delta"},
+        description=(
+            "One row per stream with the surrogate keys of the user, track and artist versions "
+            "valid at its stream_timestamp."
+        ),
+    )
+    def _fact_stream(
+        context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+    ) -> MaterializeResult:
+        session = spark.session(context.log)
+        window = source_window(source, context)
+        streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream")).where(
+            window.predicate()
+        )
+        dims = {d: delta.read(session, lakehouse.path(Layer.GOLD, d)) for d in DIMENSIONS}
+        fact = gold.build_fact_stream(
+            streams, dims["dim_user"], dims["dim_track"], dims["dim_artist"]
+        )
+        path = lakehouse.path(Layer.GOLD, "fact_stream")
+        delta.replace_window(fact, path, window)
+        written = delta.read(session, path)
+        in_window = written.where(window.predicate())
+        unresolved = in_window.where("user_sk = -1 OR track_sk = -1 OR artist_sk = -1").count()
+        return MaterializeResult(
+            metadata=table_metadata(
+                written.schema,
+                written.count(),
+                path,
+                unresolved_keys=unresolved,
+                **{"dagster/partition_row_count": in_window.count()},
+            )
+        )
+
+    return _fact_stream
+
+
+def build_gold_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    return [
+        *(build_gold_dimension(e) for e in DIMENSIONS),
+        gold_dim_date,
+        build_gold_fact_stream(partitions),
+    ]

@@ -1,0 +1,39 @@
+"""The job that materialises the whole graph and its daily schedule."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    ScheduleDefinition,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
+from dagster._core.definitions.partitions.partitioned_schedule import (
+    UnresolvedPartitionedAssetScheduleDefinition,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+LAKEHOUSE_JOB = "lakehouse_job"
+
+
+def build_lakehouse_job() -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        LAKEHOUSE_JOB,
+        selection=AssetSelection.all(),
+        description="Bronze, silver and gold for a date range: one run, one Spark session.",
+    )
+
+
+def build_daily_schedule(
+    job: UnresolvedAssetJobDefinition,
+) -> ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition:
+    """Each day at 01:00 UTC, the lakehouse for the day that just ended."""
+    return build_schedule_from_partitioned_job(
+        job,
+        name="daily_lakehouse_schedule",
+        hour_of_day=1,
+        default_status=DefaultScheduleStatus.RUNNING,
+    )

@@ -1,0 +1,97 @@
+"""The one place that turns environment variables into configuration.
+
+Zero configuration means the embedded default: a SQLite source and a lake folder under `.data/`,
+Dagster's instance under `.dagster_home/`, and a local Spark. Relative paths are resolved against
+the working directory (the repository root for `make`, `dagster dev` and `dg`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+DEFAULT_START_DATE = date(2026, 1, 1)
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_db_url: str
+    lakehouse_root: str
+    dagster_home: Path
+    start_date: date
+    spark_master: str
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
+    delta_jars_dir: Path
+    maven_repository_url: str
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.lakehouse_root).parent
+
+
+# Each variable, its default and what it means: README's configuration table is written from this.
+VARIABLES: dict[str, tuple[str, str]] = {
+    "SPOTIFY_SOURCE_DB_URL": ("sqlite:///.data/source.db", "SQLAlchemy URL of the SQL source"),
+    "LAKEHOUSE_ROOT": (".data/lake", "folder holding <layer>/<table> Delta tables"),
+    "DAGSTER_HOME": (".dagster_home", "Dagster instance folder (run history, schedules)"),
+    "LAKEHOUSE_START_DATE": (DEFAULT_START_DATE.isoformat(), "first daily partition (YYYY-MM-DD)"),
+    "SPARK_MASTER": ("local[2]", "Spark master for the local engine"),
+    "SPARK_DRIVER_MEMORY": ("2g", "driver memory of the local Spark JVM"),
+    "SPARK_SHUFFLE_PARTITIONS": ("4", "spark.sql.shuffle.partitions (small data wants few)"),
+    "DELTA_JARS_DIR": ("~/.cache/spotify-lakehouse/jars", "cache of Delta Lake's jars"),
+    "MAVEN_REPOSITORY_URL": (
+        "https://repo1.maven.org/maven2",
+        "where set-up fetches Delta's jars (a mirror works)",
+    ),
+}
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    return value or VARIABLES[name][0]
+
+
+def _sqlite_url_absolute(url: str) -> str:
+    """Make a relative SQLite path absolute so every process opens the same file."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(Path(url[len(prefix) :]).resolve())
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    start_raw = _get(env, "LAKEHOUSE_START_DATE")
+    try:
+        start_date = date.fromisoformat(start_raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"LAKEHOUSE_START_DATE={start_raw!r} is not a date in the form YYYY-MM-DD"
+        ) from exc
+    partitions_raw = _get(env, "SPARK_SHUFFLE_PARTITIONS")
+    if not partitions_raw.isdigit() or int(partitions_raw) < 1:
+        raise ConfigError(
+            f"SPARK_SHUFFLE_PARTITIONS={partitions_raw!r} must be a positive whole number"
+        )
+    root = _get(env, "LAKEHOUSE_ROOT")
+    if "://" not in root:
+        root = str(Path(root).expanduser().resolve())
+    return Settings(
+        source_db_url=_sqlite_url_absolute(_get(env, "SPOTIFY_SOURCE_DB_URL")),
+        lakehouse_root=root,
+        dagster_home=Path(_get(env, "DAGSTER_HOME")).expanduser().resolve(),
+        start_date=start_date,
+        spark_master=_get(env, "SPARK_MASTER"),
+        spark_driver_memory=_get(env, "SPARK_DRIVER_MEMORY"),
+        spark_shuffle_partitions=int(partitions_raw),
+        delta_jars_dir=Path(_get(env, "DELTA_JARS_DIR")).expanduser(),
+        maven_repository_url=_get(env, "MAVEN_REPOSITORY_URL").rstrip("/"),
+    )

@@ -1,0 +1,116 @@
+"""One SparkSession with Delta Lake per process, and the Dagster resource that hands it out.
+
+Runs use the in-process executor, so a run of the whole graph starts one JVM, not one per step.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from spotify_assets.settings import Settings
+from spotify_assets.spark import delta_jars
+
+_lock = threading.Lock()
+_session: SparkSession | None = None
+_created = 0  # sessions this process has created: one per run under the in-process executor
+JAVA_FIX = "install Java 17 or later, e.g. `apt-get install -y openjdk-17-jre-headless`"
+
+
+class JavaMissing(RuntimeError):
+    pass
+
+
+def check_java() -> int:
+    """Return Java's major version, or raise a JavaMissing that says how to install it."""
+    java = shutil.which("java")
+    if java is None:
+        raise JavaMissing(f"Spark needs Java 17+, and `java` is not on PATH: {JAVA_FIX}")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not match:
+        raise JavaMissing(f"could not read the Java version from `java -version`: {JAVA_FIX}")
+    major = int(match.group(1))
+    major = int(match.group(2) or 0) if major == 1 else major
+    if major < 17:
+        raise JavaMissing(f"Spark 4 needs Java 17+, found Java {major}: {JAVA_FIX}")
+    return major
+
+
+@dataclass(frozen=True)
+class SparkOptions:
+    master: str
+    driver_memory: str
+    shuffle_partitions: int
+    jars_dir: Path
+    warehouse_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SparkOptions:
+        return cls(
+            master=settings.spark_master,
+            driver_memory=settings.spark_driver_memory,
+            shuffle_partitions=settings.spark_shuffle_partitions,
+            jars_dir=settings.delta_jars_dir,
+            warehouse_dir=settings.data_dir / "spark-warehouse",
+        )
+
+
+def build_session(options: SparkOptions) -> SparkSession:
+    check_java()
+    jars = delta_jars.jar_paths(options.jars_dir)
+    builder = (
+        SparkSession.builder.appName("spotify-lakehouse")
+        .master(options.master)
+        .config("spark.jars", ",".join(str(p) for p in jars))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        .config("spark.driver.memory", options.driver_memory)
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
+        .config("spark.default.parallelism", str(options.shuffle_partitions))
+        .config("spark.sql.warehouse.dir", str(options.warehouse_dir))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def get_session(options: SparkOptions) -> tuple[SparkSession, float]:
+    """The process's session (created on first use) and the seconds this call spent creating it."""
+    global _session, _created
+    with _lock:
+        if _session is not None and _session.sparkContext._jsc is not None:
+            return _session, 0.0
+        started = time.monotonic()
+        _session = build_session(options)
+        _created += 1
+        return _session, time.monotonic() - started
+
+
+def sessions_created() -> int:
+    """How many Spark sessions this process has created."""
+    return _created
+
+
+def stop_session() -> None:
+    global _session
+    with _lock:
+        if _session is not None:
+            _session.stop()
+            _session = None

@@ -1,0 +1,42 @@
+"""Shared fixtures: one Spark session for the whole test session, and throw-away lakehouses."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from pyspark.sql import SparkSession
+
+from spotify_assets.settings import Settings, load_settings
+from spotify_assets.spark.session import SparkOptions, get_session
+
+START = date(2026, 1, 1)
+
+
+def make_settings(root: Path, **env: str) -> Settings:
+    """Settings for an isolated lakehouse under `root`, with the machine's jar cache."""
+    base = {
+        "SPOTIFY_SOURCE_DB_URL": f"sqlite:///{root / 'source.db'}",
+        "LAKEHOUSE_ROOT": str(root / "lake"),
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "LAKEHOUSE_START_DATE": START.isoformat(),
+        "SPARK_SHUFFLE_PARTITIONS": "2",
+    }
+    base.update(env)
+    return load_settings(base)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    """The one Spark session of the test session; the assets' resource gets the same one."""
+    settings = make_settings(tmp_path_factory.mktemp("spark"))
+    session, _ = get_session(SparkOptions.from_settings(settings))
+    return session
+
+
+@pytest.fixture
+def instance() -> DagsterInstance:
+    with DagsterInstance.ephemeral() as inst:
+        yield inst

@@ -1,0 +1,71 @@
+"""The code location loads with every asset, check, job and schedule, and runs in one process."""
+
+from __future__ import annotations
+
+import time
+
+from dagster import AssetKey, DailyPartitionsDefinition, in_process_executor
+
+from spotify_assets.definitions import build_definitions
+from spotify_assets_tests.conftest import make_settings
+
+LAYERS = ("bronze", "silver", "gold")
+ENTITIES = ("dim_user", "dim_artist", "dim_track", "dim_date", "fact_stream")
+
+
+def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
+    started = time.monotonic()
+    defs = build_definitions(make_settings(tmp_path))
+    repo = defs.get_repository_def()
+    print(f"definitions loaded in {time.monotonic() - started:.2f} s")
+
+    graph = repo.asset_graph
+    versions = {
+        AssetKey(["silver", f"{e}_versions"]) for e in ("dim_user", "dim_artist", "dim_track")
+    }
+    assert (
+        set(graph.get_all_asset_keys())
+        == {AssetKey([layer, e]) for layer in LAYERS for e in ENTITIES} | versions
+    )
+    checks = {(c.asset_key.path[1], c.name) for c in graph.asset_check_keys}
+    assert checks == {
+        ("dim_user", "user_id_unique_not_null_current"),
+        ("dim_user", "user_sk_unique_not_null"),
+        ("dim_artist", "artist_id_unique_not_null_current"),
+        ("dim_artist", "artist_sk_unique_not_null"),
+        ("dim_track", "track_id_unique_not_null_current"),
+        ("dim_track", "track_sk_unique_not_null"),
+        ("dim_date", "date_key_unique_not_null"),
+        ("fact_stream", "stream_id_unique_not_null"),
+    }
+    assert "lakehouse_job" in repo.job_names
+    assert [s.name for s in repo.schedule_defs] == ["daily_lakehouse_schedule"]
+    assert repo.get_job("lakehouse_job").executor_def is in_process_executor
+
+
+def test_partitioned_assets_share_daily_partitions_from_the_start_date(tmp_path):
+    defs = build_definitions(make_settings(tmp_path, LAKEHOUSE_START_DATE="2026-03-05"))
+    graph = defs.get_repository_def().asset_graph
+    partitioned = {
+        key.to_user_string()
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).partitions_def is not None
+    }
+    assert partitioned == {
+        "bronze/dim_user",
+        "bronze/dim_artist",
+        "bronze/dim_track",
+        "bronze/dim_date",
+        "bronze/fact_stream",
+        "silver/fact_stream",
+        "gold/fact_stream",
+    }
+    partitions = graph.get(AssetKey(["bronze", "dim_user"])).partitions_def
+    assert isinstance(partitions, DailyPartitionsDefinition)
+    assert partitions.get_first_partition_key() == "2026-03-05"
+
+
+def test_module_level_defs_load_with_zero_configuration():
+    from spotify_assets.definitions import defs
+
+    assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 18

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from spotify_assets.settings import ConfigError, load_settings
+
+
+def test_zero_configuration_is_the_embedded_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings({})
+    assert s.source_db_url == f"sqlite:///{tmp_path / '.data' / 'source.db'}"
+    assert s.lakehouse_root == str(tmp_path / ".data" / "lake")
+    assert s.dagster_home == tmp_path / ".dagster_home"
+    assert s.start_date == date(2026, 1, 1)
+    assert s.spark_master == "local[2]"
+    assert s.delta_jars_dir == Path("~/.cache/spotify-lakehouse/jars").expanduser()
+
+
+def test_variables_override_defaults():
+    s = load_settings(
+        {
+            "SPOTIFY_SOURCE_DB_URL": "postgresql+psycopg://u:p@127.0.0.1:5432/db",
+            "LAKEHOUSE_ROOT": "abfss://lake@acct.dfs.core.windows.net/spotify",
+            "LAKEHOUSE_START_DATE": "2025-06-01",
+        }
+    )
+    assert s.source_db_url == "postgresql+psycopg://u:p@127.0.0.1:5432/db"
+    assert s.lakehouse_root == "abfss://lake@acct.dfs.core.windows.net/spotify"
+    assert s.start_date == date(2025, 6, 1)
+
+
+def test_malformed_values_name_the_variable():
+    with pytest.raises(ConfigError, match=r"LAKEHOUSE_START_DATE='2026-13-01' is not a date"):
+        load_settings({"LAKEHOUSE_START_DATE": "2026-13-01"})
+    with pytest.raises(ConfigError, match=r"SPARK_SHUFFLE_PARTITIONS='0' must be a positive"):
+        load_settings({"SPARK_SHUFFLE_PARTITIONS": "0"})
