@@ -7,12 +7,13 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java jars dagster-home demo dev test check lint format typecheck lock clean
+.PHONY: help setup java postgres jars dagster-home demo dev test bench check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
 	@echo "make dev    the Dagster UI (dagster dev) on the same DAGSTER_HOME"
 	@echo "make test   set up and run the tests;  make check: ruff and mypy"
+	@echo "make bench  the benchmarks (BENCH_SCALE=1000: 1M stream rows)"
 	@echo "make lock   re-resolve requirements.lock after editing pyproject.toml"
 
 # Python packages, pinned by requirements.lock; re-installed only when it or pyproject changes.
@@ -32,6 +33,14 @@ java:
 	  else echo "error: Spark needs Java 17+: install it, e.g. sudo apt-get install openjdk-17-jre-headless"; exit 1; fi; \
 	fi
 
+# The tests start a throw-away PostgreSQL server of their own: they need its binaries.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "error: the tests need PostgreSQL's server: sudo apt-get install postgresql"; exit 1; fi; \
+	fi
+
 # Delta Lake's jars from Maven Central, once, into DELTA_JARS_DIR (later runs need no network).
 jars: $(INSTALLED)
 	@$(BIN)/spotify-lakehouse fetch-jars
@@ -48,8 +57,13 @@ demo: setup
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-test: setup
+test: setup postgres
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Benchmarks print figures and write benchmarks/results/*.json; BENCH_SCALE=1000 is 1M streams.
+BENCH_SCALE ?= 1000
+bench: setup postgres
+	$(BIN)/python -m benchmarks.ingestion --scale $(BENCH_SCALE)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -37,8 +38,12 @@ class SourceTable:
     key: str
     watermark: str
     watermark_is_date: bool = False  # DATE watermark (DimDate.date) rather than DATETIME
+    schema: str | None = None  # source schema; None: the connection's default
+    partition_start: date | None = None  # first window; earlier watermarks land in it
 
     def __post_init__(self) -> None:
+        if self.schema is not None:
+            validate_identifier(self.schema, "schema name")
         for value, what in (
             (self.name, "table name"),
             (self.entity, "entity name"),
@@ -65,6 +70,12 @@ GOLD_KEYS: dict[str, tuple[str, str | None]] = {
     "dim_date": ("date_key", None),
     "fact_stream": ("stream_id", None),
 }
+
+
+def entity_name(table: str) -> str:
+    """The lake name of a source table: DimUser -> dim_user, FactStream -> fact_stream."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", table).lower()
+    return validate_identifier(snake, "table name")
 
 
 def table_path(lakehouse_root: str, layer: Layer, entity: str) -> str:

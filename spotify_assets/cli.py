@@ -51,6 +51,52 @@ def cmd_fetch_jars(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        table, sep, column = value.partition("=")
+        if not sep or not table or not column:
+            raise ConfigError(f"{flag} takes TABLE=COLUMN, got {value!r}")
+        pairs[table] = column
+    return pairs
+
+
+def cmd_register_tables(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.ingestion.register import register
+
+    register(
+        _engine(settings),
+        args.schema,
+        args.table or None,
+        _pairs(args.key, "--key"),
+        _pairs(args.watermark, "--watermark"),
+        args.partition_start or settings.start_date,
+    )
+    print("Reload the code location (or restart `make dev`) to see the new bronze assets.")
+    return 0
+
+
+def cmd_repair_watermarks(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.definitions import ingestion_catalog
+    from spotify_assets.ingestion import watermarks
+    from spotify_assets.resources import build_resources
+
+    catalog = ingestion_catalog(settings, build_resources(settings))
+    source = catalog.by_entity.get(args.table)
+    if source is None:
+        raise ConfigError(
+            f"no bronze table {args.table!r}; known: {', '.join(sorted(catalog.by_entity))}"
+        )
+    path = watermarks.document_path(settings.lakehouse_root, source)
+    kept = watermarks.repair(path, source, None)
+    print(
+        f"Wrote a fresh watermark document {path}"
+        + (f"; the old one is kept as {kept}" if kept else "")
+    )
+    print("The source-change sensor now re-verifies every window (re-extraction is idempotent).")
+    return 0
+
+
 def seeded_range(settings: Settings) -> tuple[date, date]:
     """First and last day that the simulator has generated."""
     from spotify_assets.source import simulator
@@ -128,6 +174,18 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("materialize", help="materialise every asset over a date range, one run")
     range_args(sp)
     sp.set_defaults(func=cmd_materialize)
+    sp = sub.add_parser(
+        "register-tables", help="write ingestion_config rows for an existing database's tables"
+    )
+    sp.add_argument("--schema", help="source schema (default: the connection's)")
+    sp.add_argument("--table", action="append", default=[], help="table to register (repeat)")
+    sp.add_argument("--key", action="append", default=[], metavar="TABLE=COLUMN")
+    sp.add_argument("--watermark", action="append", default=[], metavar="TABLE=COLUMN")
+    sp.add_argument("--partition-start", type=date.fromisoformat, help="first window")
+    sp.set_defaults(func=cmd_register_tables)
+    sp = sub.add_parser("repair-watermarks", help="replace a corrupt watermark document")
+    sp.add_argument("--table", required=True, help="bronze table, e.g. dim_user")
+    sp.set_defaults(func=cmd_repair_watermarks)
     sp = sub.add_parser("summary", help="rows per table per layer, reconciled with the source")
     sp.set_defaults(func=cmd_summary)
     sp = sub.add_parser("demo", help="seed, materialise the seeded range, summarise")
@@ -142,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, load_settings())
     except Exception as exc:  # a clear one-line error, not a traceback, for known failures
+        from spotify_assets.ingestion.register import RegistrationError
+        from spotify_assets.source.resource import SourceTableMissing, SourceUnavailable
         from spotify_assets.source.simulator import SimulatorError
         from spotify_assets.spark.delta_jars import DeltaJarsMissing
         from spotify_assets.spark.session import JavaMissing
 
-        if isinstance(exc, ConfigError | SimulatorError | DeltaJarsMissing | JavaMissing):
+        known = (ConfigError, SimulatorError, DeltaJarsMissing, JavaMissing, RegistrationError,
+                 SourceUnavailable, SourceTableMissing)  # fmt: skip
+        if isinstance(exc, known):
             print(f"spotify-lakehouse: error: {exc}", file=sys.stderr)
             return 2
         raise

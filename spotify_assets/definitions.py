@@ -5,28 +5,51 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from spotify_assets.defs.bronze import build_bronze_assets
+from spotify_assets.defs.bronze_checks import build_bronze_checks
 from spotify_assets.defs.checks import build_gold_key_checks
 from spotify_assets.defs.gold import build_gold_assets
-from spotify_assets.defs.jobs import build_daily_schedule, build_lakehouse_job
+from spotify_assets.defs.jobs import LAKEHOUSE_JOB, build_daily_schedule, build_lakehouse_job
 from spotify_assets.defs.partitions import daily_partitions
+from spotify_assets.defs.sensors import build_source_change_sensor
 from spotify_assets.defs.silver import build_silver_assets
+from spotify_assets.ingestion.config import IngestionCatalog, load_catalog
 from spotify_assets.resources import build_resources
 from spotify_assets.settings import Settings, load_settings
 
 
+def ingestion_catalog(settings: Settings, resources: dict) -> IngestionCatalog:
+    """The tables bronze ingests, read from the source's ingestion_config (cached)."""
+    source_db = resources["source_db"]
+    cache = settings.dagster_home / "spotify_lakehouse" / "ingestion_config.json"
+    return load_catalog(source_db.engine, source_db.schema_name, cache)
+
+
 def build_definitions(settings: Settings) -> Definitions:
     partitions = daily_partitions(settings)
+    resources = build_resources(settings)
+    catalog = ingestion_catalog(settings, resources)
     job = build_lakehouse_job()
     return Definitions(
         assets=[
-            *build_bronze_assets(partitions),
+            *build_bronze_assets(partitions, catalog),
             *build_silver_assets(partitions),
             *build_gold_assets(partitions),
         ],
-        asset_checks=build_gold_key_checks(),
+        asset_checks=[
+            *build_bronze_checks(catalog.tables, settings.start_date),
+            *build_gold_key_checks(),
+        ],
         jobs=[job],
-        schedules=[build_daily_schedule(job)],
-        resources=build_resources(settings),
+        schedules=[build_daily_schedule(job, settings.daily_schedule_hour)],
+        sensors=[
+            build_source_change_sensor(
+                catalog.tables,
+                LAKEHOUSE_JOB,
+                settings.start_date,
+                settings.source_sensor_interval_seconds,
+            )
+        ],
+        resources=resources,
         # One process and one Spark session per run: the multiprocess executor would start a JVM
         # for every step (5-10 s each).
         executor=in_process_executor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -21,6 +21,7 @@ def materialize_range(
     end: date,
     instance: DagsterInstance | None = None,
     say=print,
+    selection: list[AssetKey] | None = None,
 ) -> ExecuteInProcessResult:
     """One run over the partitions start..end (inclusive), like a single-run backfill in the UI."""
     from spotify_assets.definitions import build_definitions
@@ -37,6 +38,7 @@ def materialize_range(
         },
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
+        asset_selection=selection,
     )
     seconds = time.monotonic() - started
     steps = [e for e in result.all_events if e.is_step_success]

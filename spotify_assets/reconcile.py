@@ -46,7 +46,7 @@ def layer_counts(spark: SparkSession, source_db: SourceDatabase, root: str) -> l
         rows.append(
             LayerCounts(
                 entity=st.entity,
-                source_rows=source_db.count(st.name),
+                source_rows=source_db.count(st),
                 bronze_versions=_count(spark, bronze),
                 bronze_keys=_count(spark, bronze, st.key),
                 silver_rows=_count(spark, table_path(root, Layer.SILVER, st.entity)),

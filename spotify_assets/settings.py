@@ -31,6 +31,8 @@ class Settings:
     spark_shuffle_partitions: int
     delta_jars_dir: Path
     maven_repository_url: str
+    source_sensor_interval_seconds: int
+    daily_schedule_hour: int
 
     @property
     def data_dir(self) -> Path:
@@ -51,6 +53,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "https://repo1.maven.org/maven2",
         "where set-up fetches Delta's jars (a mirror works)",
     ),
+    "SOURCE_SENSOR_INTERVAL_SECONDS": (
+        "300",
+        "how often the source-change sensor compares the source with bronze",
+    ),
+    "DAILY_SCHEDULE_HOUR": ("1", "UTC hour at which the daily schedule runs the day that ended"),
 }
 
 
@@ -76,11 +83,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"LAKEHOUSE_START_DATE={start_raw!r} is not a date in the form YYYY-MM-DD"
         ) from exc
-    partitions_raw = _get(env, "SPARK_SHUFFLE_PARTITIONS")
-    if not partitions_raw.isdigit() or int(partitions_raw) < 1:
-        raise ConfigError(
-            f"SPARK_SHUFFLE_PARTITIONS={partitions_raw!r} must be a positive whole number"
-        )
+    shuffle_partitions = _whole_number(env, "SPARK_SHUFFLE_PARTITIONS", 1, 10_000)
+    interval = _whole_number(env, "SOURCE_SENSOR_INTERVAL_SECONDS", 1, 86_400)
+    hour = _whole_number(env, "DAILY_SCHEDULE_HOUR", 0, 23)
     root = _get(env, "LAKEHOUSE_ROOT")
     if "://" not in root:
         root = str(Path(root).expanduser().resolve())
@@ -91,7 +96,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         start_date=start_date,
         spark_master=_get(env, "SPARK_MASTER"),
         spark_driver_memory=_get(env, "SPARK_DRIVER_MEMORY"),
-        spark_shuffle_partitions=int(partitions_raw),
+        spark_shuffle_partitions=shuffle_partitions,
         delta_jars_dir=Path(_get(env, "DELTA_JARS_DIR")).expanduser(),
         maven_repository_url=_get(env, "MAVEN_REPOSITORY_URL").rstrip("/"),
+        source_sensor_interval_seconds=interval,
+        daily_schedule_hour=hour,
     )
+
+
+def _whole_number(env: Mapping[str, str], name: str, low: int, high: int) -> int:
+    raw = _get(env, name)
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}={raw!r} must be a whole number from {low} to {high}")
+    return int(raw)

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from spotify_assets.settings import Settings, load_settings
 from spotify_assets.spark.session import SparkOptions, get_session
+from spotify_assets_tests.pg_server import PostgresUnavailable, throwaway_postgres
 
 START = date(2026, 1, 1)
 
@@ -40,3 +41,13 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
 def instance() -> DagsterInstance:
     with DagsterInstance.ephemeral() as inst:
         yield inst
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throw-away PostgreSQL server on loopback, started and stopped by the test session."""
+    try:
+        with throwaway_postgres() as (url, _):
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc))

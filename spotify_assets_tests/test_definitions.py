@@ -28,7 +28,12 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
         == {AssetKey([layer, e]) for layer in LAYERS for e in ENTITIES} | versions
     )
     checks = {(c.asset_key.path[1], c.name) for c in graph.asset_check_keys}
-    assert checks == {
+    bronze_checks = {
+        (e, name)
+        for e in ENTITIES
+        for name in ("reconciles_with_source", "no_duplicate_versions", "caught_up_with_source")
+    }
+    assert checks - bronze_checks == {
         ("dim_user", "user_id_unique_not_null_current"),
         ("dim_user", "user_sk_unique_not_null"),
         ("dim_artist", "artist_id_unique_not_null_current"),
@@ -38,8 +43,10 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
         ("dim_date", "date_key_unique_not_null"),
         ("fact_stream", "stream_id_unique_not_null"),
     }
+    assert bronze_checks <= checks
     assert "lakehouse_job" in repo.job_names
     assert [s.name for s in repo.schedule_defs] == ["daily_lakehouse_schedule"]
+    assert [s.name for s in repo.sensor_defs] == ["source_change_sensor"]
     assert repo.get_job("lakehouse_job").executor_def is in_process_executor
 
 

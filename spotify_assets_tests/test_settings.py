@@ -35,5 +35,9 @@ def test_variables_override_defaults():
 def test_malformed_values_name_the_variable():
     with pytest.raises(ConfigError, match=r"LAKEHOUSE_START_DATE='2026-13-01' is not a date"):
         load_settings({"LAKEHOUSE_START_DATE": "2026-13-01"})
-    with pytest.raises(ConfigError, match=r"SPARK_SHUFFLE_PARTITIONS='0' must be a positive"):
+    with pytest.raises(
+        ConfigError, match=r"SPARK_SHUFFLE_PARTITIONS='0' must be a whole number from 1 to 10000"
+    ):
         load_settings({"SPARK_SHUFFLE_PARTITIONS": "0"})
+    with pytest.raises(ConfigError, match=r"DAILY_SCHEDULE_HOUR='25' must be a whole number"):
+        load_settings({"DAILY_SCHEDULE_HOUR": "25"})

@@ -1,11 +1,18 @@
-"""Bronze: one asset per source table, daily partitions on its watermark column.
+"""Bronze: one asset per row of ingestion_config, daily partitions on its watermark column.
 
-Bronze is the append-only record of every row version ever observed. A run over a window reads the
-source rows whose watermark falls in it and inserts the (key, watermark) versions not yet captured;
-it never removes a version, because the source keeps only the current state.
+Bronze is the append-only record of every row version ever observed. A run over a range reads the
+source rows whose watermark falls in it (one streaming query, staged as Parquet in bounded chunks),
+inserts the (key, watermark) versions not yet captured, and never removes a version: the source
+keeps only the current state, and an old version is the history gold needs. Then it records what
+it copied in the table's watermark document. Rows whose watermark is NULL land in
+`bronze/<table>_null_watermark`, counted, never silently skipped.
 """
 
-import pyarrow as pa
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -15,16 +22,45 @@ from dagster import (
     PartitionsDefinition,
     asset,
 )
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spotify_assets.catalog import SOURCE_TABLES, Layer, SourceTable
+from spotify_assets.catalog import Layer, SourceTable
+from spotify_assets.ingestion import watermarks
+from spotify_assets.ingestion.config import IngestionCatalog
+from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, days
 from spotify_assets.lake import delta
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.source.resource import SourceDatabase
 
 
+def bronze_key(source: SourceTable) -> AssetKey:
+    return AssetKey([Layer.BRONZE.value, source.entity])
+
+
+def null_watermark_entity(source: SourceTable) -> str:
+    return f"{source.entity}_null_watermark"
+
+
+def first_day(source: SourceTable, partitions_start: date) -> date:
+    """The table's first window: its own partition start, never before the partitions' start."""
+    return max(source.partition_start or partitions_start, partitions_start)
+
+
+def extraction_bounds(
+    source: SourceTable, start: datetime, end: datetime, first: date
+) -> tuple[datetime | None, datetime] | None:
+    """The watermark bounds a run over [start, end) extracts: None when the range ends before the
+    table's first window; an open lower bound when it includes the first window, which also holds
+    every older row."""
+    if end.date() <= first:
+        return None
+    return (None if start.date() <= first else start), end
+
+
 def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.Window:
+    """The run's window as a predicate on the watermark column (for silver and gold)."""
     window = context.partition_time_window
     if source.watermark_is_date:
         return delta.Window(source.watermark, window.start.date(), window.end.date())
@@ -33,18 +69,55 @@ def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.
     )
 
 
-def build_bronze_asset(source: SourceTable, partitions: PartitionsDefinition) -> AssetsDefinition:
+def _bound(source: SourceTable, value: datetime | None) -> date | datetime | None:
+    if value is None:
+        return None
+    return value.date() if source.watermark_is_date else value.replace(tzinfo=None)
+
+
+def stage(batches, schema, path: Path, stats: StatsAccumulator | None = None) -> int:
+    """Stream Arrow batches into one Parquet file: memory holds one chunk at a time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            if stats is not None:
+                stats.add(batch)
+    return rows
+
+
+def read_staged(spark: SparkSession, path: Path) -> DataFrame:
+    return spark.read.parquet(str(path)).withColumn("_ingested_at", F.current_timestamp())
+
+
+def build_bronze_asset(
+    source: SourceTable, partitions: PartitionsDefinition, catalog: IngestionCatalog
+) -> AssetsDefinition:
+    partitions_start = partitions.get_first_partition_key()
+    assert partitions_start is not None
+    first = first_day(source, date.fromisoformat(partitions_start))
+    note = f"\n\nIngestion metadata: {catalog.note}" if catalog.note else ""
+
     @asset(
-        key=AssetKey([Layer.BRONZE.value, source.entity]),
+        key=bronze_key(source),
         group_name=Layer.BRONZE.value,
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
         kinds={"spark", "delta", "sql"},
         description=(
             f"Every version of `{source.name}` rows observed in the source, by "
-            f"({source.key}, {source.watermark}); daily windows on `{source.watermark}`."
+            f"({source.key}, {source.watermark}); daily windows on `{source.watermark}`, the "
+            f"first ({first}) holding every older row.{note}"
         ),
-        metadata={"source_table": source.name, "key": source.key, "watermark": source.watermark},
+        metadata={
+            "source_table": f"{source.schema}.{source.name}" if source.schema else source.name,
+            "key": source.key,
+            "watermark": source.watermark,
+            "first_window": first.isoformat(),
+            "ingestion_metadata_origin": catalog.origin,
+        },
     )
     def _bronze(
         context: AssetExecutionContext,
@@ -52,34 +125,75 @@ def build_bronze_asset(source: SourceTable, partitions: PartitionsDefinition) ->
         spark: SparkResource,
         lakehouse: Lakehouse,
     ) -> MaterializeResult:
-        session = spark.session(context.log)
+        if catalog.note:
+            context.log.warning(f"Ingestion metadata: {catalog.note}")
         window = context.partition_time_window
-        batches = list(source_db.read_window(source, window.start, window.end))
-        schema = source_db.arrow_schema(source.name)
-        arrow = pa.Table.from_batches(batches, schema=schema)
-        df = session.createDataFrame(arrow).withColumn("_ingested_at", F.current_timestamp())
+        bounds = extraction_bounds(source, window.start, window.end, first)
         path = lakehouse.path(Layer.BRONZE, source.entity)
-        inserted = delta.insert_new_versions(
-            session, df, path, [source.key, source.watermark], source_window(source, context)
-        )
+        doc_path = watermarks.document_path(lakehouse.root, source)
+        doc = watermarks.load(doc_path, source)  # a corrupt document fails before any work
+        if bounds is None:
+            context.log.info(f"{source.name}: the range ends before its first window {first}")
+            return MaterializeResult(metadata={"source_rows_in_window": 0, "new_versions": 0})
+        low, high = bounds
+        session = spark.session(context.log)
+        staging = Path(lakehouse.root) / "_staging" / source.entity / context.run_id
+        try:
+            stats = StatsAccumulator(source, first)
+            schema, batches = source_db.read_window(source, low, high)
+            extracted = stage(batches, schema, staging / "window.parquet", stats)
+            frame = read_staged(session, staging / "window.parquet")
+            target = delta.Window(source.watermark, _bound(source, low), _bound(source, high))
+            inserted, change = delta.insert_new_versions(
+                session, frame, path, [source.key, source.watermark], target
+            )
+            null_schema, null_batches = source_db.read_null_watermarks(source)
+            null_rows = stage(null_batches, null_schema, staging / "null.parquet")
+            null_path = lakehouse.path(Layer.BRONZE, null_watermark_entity(source))
+            if null_rows or delta.exists(session, null_path):
+                delta.overwrite(read_staged(session, staging / "null.parquet"), null_path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if change.added:
+            context.log.info(f"{source.name}: new source column(s) {list(change.added)} added")
+        if change.missing:
+            context.log.warning(
+                f"{source.name}: column(s) {list(change.missing)} no longer in the source; "
+                "new rows have NULL there"
+            )
+        if null_rows:
+            context.log.warning(
+                f"{source.name}: {null_rows} row(s) with a NULL {source.watermark} landed in "
+                f"bronze/{null_watermark_entity(source)}"
+            )
+        window_days = days(max(window.start.date(), first), window.end.date())
+        doc.record({d: stats.by_day.get(d, EMPTY) for d in window_days}, stats.max_watermark)
+        doc.null_watermark_rows = null_rows
+        watermarks.save(doc_path, doc)
         stored = delta.read(session, path)
         context.log.info(
             f"{source.name} [{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}): "
-            f"{arrow.num_rows} source rows, {inserted} new versions"
+            f"{extracted} source rows, {inserted} new versions"
         )
         return MaterializeResult(
             metadata=table_metadata(
                 stored.schema,
                 stored.count(),
                 path,
-                source_rows_in_window=arrow.num_rows,
+                source_rows_in_window=extracted,
                 new_versions=inserted,
-                **{"dagster/partition_row_count": arrow.num_rows},
+                null_watermark_rows=null_rows,
+                high_watermark=doc.high_watermark or "",
+                columns_added=list(change.added),
+                columns_missing_in_source=list(change.missing),
+                **{"dagster/partition_row_count": extracted},
             )
         )
 
     return _bronze
 
 
-def build_bronze_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
-    return [build_bronze_asset(source, partitions) for source in SOURCE_TABLES]
+def build_bronze_assets(
+    partitions: PartitionsDefinition, catalog: IngestionCatalog
+) -> list[AssetsDefinition]:
+    return [build_bronze_asset(source, partitions, catalog) for source in catalog.tables]

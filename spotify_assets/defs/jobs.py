@@ -28,12 +28,12 @@ def build_lakehouse_job() -> UnresolvedAssetJobDefinition:
 
 
 def build_daily_schedule(
-    job: UnresolvedAssetJobDefinition,
+    job: UnresolvedAssetJobDefinition, hour: int = 1
 ) -> ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition:
-    """Each day at 01:00 UTC, the lakehouse for the day that just ended."""
+    """Each day at `hour` UTC, the lakehouse for the latest complete day."""
     return build_schedule_from_partitioned_job(
         job,
         name="daily_lakehouse_schedule",
-        hour_of_day=1,
+        hour_of_day=hour,
         default_status=DefaultScheduleStatus.RUNNING,
     )

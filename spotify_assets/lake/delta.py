@@ -13,23 +13,35 @@ from datetime import date, datetime
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spotify_assets.catalog import validate_identifier
 
 
 @dataclass(frozen=True)
 class Window:
-    """A half-open interval [start, end) over a DATE or TIMESTAMP column."""
+    """A half-open interval [start, end) over a DATE or TIMESTAMP column; start None is open."""
 
     column: str
-    start: datetime | date
-    end: datetime | date
+    start: datetime | date | None
+    end: datetime | date | None
 
     def predicate(self, alias: str | None = None) -> str:
         column = f"`{validate_identifier(self.column, 'column')}`"
         if alias:
             column = f"{validate_identifier(alias, 'alias')}.{column}"
-        return f"{column} >= {_literal(self.start)} AND {column} < {_literal(self.end)}"
+        parts = [f"{column} IS NOT NULL"]
+        if self.start is not None:
+            parts.append(f"{column} >= {_literal(self.start)}")
+        if self.end is not None:
+            parts.append(f"{column} < {_literal(self.end)}")
+        return " AND ".join(parts)
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    added: tuple[str, ...] = ()  # columns the source gained: the table gains them too
+    missing: tuple[str, ...] = ()  # columns the source lost: NULL in the new rows
 
 
 def _literal(value: datetime | date) -> str:
@@ -47,24 +59,42 @@ def read(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.format("delta").load(path)
 
 
+def align_schema(spark: SparkSession, df: DataFrame, path: str) -> tuple[DataFrame, SchemaChange]:
+    """Give `df` the target's columns it lacks (as NULLs) and report columns it adds."""
+    if not exists(spark, path):
+        return df, SchemaChange()
+    target = {f.name: f.dataType for f in read(spark, path).schema.fields}
+    missing = tuple(c for c in target if c not in df.columns)
+    added = tuple(c for c in df.columns if c not in target)
+    for column in missing:
+        df = df.withColumn(column, F.lit(None).cast(target[column]))
+    return df, SchemaChange(added=added, missing=missing)
+
+
 def insert_new_versions(
     spark: SparkSession, df: DataFrame, path: str, keys: list[str], window: Window
-) -> int:
-    """Insert rows whose `keys` are not yet in the target window; returns rows inserted."""
+) -> tuple[int, SchemaChange]:
+    """Insert rows whose `keys` are not yet in the target window; never update or delete.
+
+    Returns the rows inserted and how the schema changed (new source columns are added to the
+    table by MERGE schema evolution; lost ones are NULL in new rows).
+    """
     df = df.dropDuplicates(keys)
     if not exists(spark, path):
         df.write.format("delta").mode("append").save(path)
-        return df.count()
+        return df.count(), SchemaChange(added=())
+    df, change = align_schema(spark, df, path)
     match = " AND ".join(f"t.`{k}` <=> s.`{validate_identifier(k)}`" for k in keys)
-    metrics = (
+    merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(df.alias("s"), f"{window.predicate('t')} AND {match}")
         .whenNotMatchedInsertAll()
-        .execute()
     )
-    row = metrics.first()
-    return int(row["num_inserted_rows"]) if row is not None else 0
+    if change.added:
+        merge = merge.withSchemaEvolution()
+    row = merge.execute().first()
+    return (int(row["num_inserted_rows"]) if row is not None else 0), change
 
 
 def replace_window(df: DataFrame, path: str, window: Window) -> None:

@@ -1,15 +1,20 @@
 """The SQL source as a Dagster resource: SQLite (embedded default), PostgreSQL or Azure SQL.
 
-Extraction streams rows in bounded chunks and hands them over as Arrow record batches, so the data
-moves into Spark columnar, never row by row through Spark.
+Tables are reflected from the source at each run, so a new source column reaches bronze without a
+code change. Extraction streams rows in bounded chunks (`chunk_rows`) and hands them over as Arrow
+record batches, so memory does not grow with a window's size and data moves into Spark columnar.
+Connection failures are retried with exponential backoff, then reported naming host and table with
+the password masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from dagster import ConfigurableResource
@@ -19,18 +24,33 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Float,
     Integer,
-    String,
+    MetaData,
+    Numeric,
+    SmallInteger,
     Table,
     create_engine,
     func,
     make_url,
     select,
 )
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
+from sqlalchemy.sql.elements import ColumnElement
 
 from spotify_assets.catalog import SourceTable, validate_identifier
 from spotify_assets.settings import _sqlite_url_absolute
-from spotify_assets.source.schema import build_metadata
+from spotify_assets.source.pg_copy import copy_batches
+
+T = TypeVar("T")
+
+
+class SourceUnavailable(RuntimeError):
+    """The source could not be reached after every retry."""
+
+
+class SourceTableMissing(RuntimeError):
+    """A table or column named in the metadata does not exist in the source."""
 
 
 def masked(url: str) -> str:
@@ -41,19 +61,33 @@ def masked(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def _scrub(text: str, url: str) -> str:
+    """Remove the URL's password from a driver's error text."""
+    try:
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # the embedded default
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # embedded default
+    elif parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = 10
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def arrow_type(column) -> pa.DataType:
+    """The Arrow type a source column lands as; unknown types land as text, never dropped."""
     sql_type = column.type
     if isinstance(sql_type, BigInteger):
         return pa.int64()
-    if isinstance(sql_type, Integer):
+    if isinstance(sql_type, SmallInteger | Integer):
         return pa.int32()
     if isinstance(sql_type, Boolean):
         return pa.bool_()
@@ -61,9 +95,24 @@ def arrow_type(column) -> pa.DataType:
         return pa.timestamp("us", tz="UTC")  # source DATETIMEs are naive UTC
     if isinstance(sql_type, Date):
         return pa.date32()
-    if isinstance(sql_type, String):
-        return pa.string()
-    raise TypeError(f"no Arrow type for column {column.name} of type {sql_type}")
+    if isinstance(sql_type, Float):
+        return pa.float64()
+    if isinstance(sql_type, Numeric):
+        precision, scale = sql_type.precision, sql_type.scale
+        if precision and precision <= 38:
+            return pa.decimal128(precision, scale or 0)
+        return pa.float64()
+    return pa.string()
+
+
+def to_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    arrays = []
+    for field, values in zip(schema, columns, strict=True):
+        if pa.types.is_string(field.type):
+            values = [None if v is None else str(v) for v in values]
+        arrays.append(pa.array(values, type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class SourceDatabase(ConfigurableResource):
@@ -72,6 +121,9 @@ class SourceDatabase(ConfigurableResource):
     url: str
     schema_name: str | None = None
     chunk_rows: int = 50_000
+    retries: int = 3  # attempts after the first, with exponential backoff
+    backoff_seconds: float = 1.0
+    fast_copy: bool = True  # PostgreSQL: extract through COPY TO STDOUT
 
     @property
     def engine(self) -> Engine:
@@ -81,42 +133,133 @@ class SourceDatabase(ConfigurableResource):
     def display_url(self) -> str:
         return masked(self.url)
 
-    def table(self, name: str) -> Table:
-        if self.schema_name:
-            validate_identifier(self.schema_name, "source schema")
-        md = build_metadata(self.schema_name)
-        key = f"{self.schema_name}.{name}" if self.schema_name else name
-        return md.tables[key]
+    @property
+    def host(self) -> str:
+        parsed = make_url(self.url)
+        return parsed.host or (parsed.database or "local file")
 
-    def count(self, name: str) -> int:
-        table = self.table(name)
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+    def with_retries(self, what: str, fn: Callable[[], T]) -> T:
+        """Run `fn`, retrying connection failures; then fail naming host and `what`."""
+        delay = self.backoff_seconds
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except (OperationalError, DBAPIError) as exc:
+                transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+                if not transient:
+                    raise
+                if attempt == self.retries:
+                    detail = _scrub(str(exc.orig or exc).splitlines()[0], self.url)
+                    raise SourceUnavailable(
+                        f"source {self.display_url} (host {self.host}) unreachable while {what}, "
+                        f"after {attempt + 1} attempts: {detail}"
+                    ) from None
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
 
-    def arrow_schema(self, name: str) -> pa.Schema:
-        return pa.schema([pa.field(c.name, arrow_type(c)) for c in self.table(name).columns])
+    def table(self, source: SourceTable) -> Table:
+        """The source table as it is now (reflected), or SourceTableMissing naming it."""
+        schema = source.schema or self.schema_name
+        if schema:
+            validate_identifier(schema, "source schema")
+        qualified = f"{schema}.{source.name}" if schema else source.name
 
-    def read_window(
-        self, source: SourceTable, start: datetime, end: datetime
-    ) -> Iterator[pa.RecordBatch]:
-        """Rows whose watermark falls in [start, end), as Arrow batches of at most chunk_rows."""
-        table = self.table(source.name)
+        def reflect() -> Table:
+            try:
+                return Table(source.name, MetaData(schema=schema), autoload_with=self.engine)
+            except NoSuchTableError:
+                raise SourceTableMissing(
+                    f"table {qualified} named in ingestion_config does not exist in the source "
+                    f"{self.display_url}"
+                ) from None
+
+        table = self.with_retries(f"reading the definition of {qualified}", reflect)
+        for column, what in ((source.key, "primary key"), (source.watermark, "watermark")):
+            if column not in table.c:
+                raise SourceTableMissing(
+                    f"{what} column {column!r} named in ingestion_config does not exist in "
+                    f"{qualified} (columns: {', '.join(table.c.keys())})"
+                )
+        return table
+
+    def count(self, source: SourceTable) -> int:
+        table = self.table(source)
+
+        def run() -> int:
+            with self.engine.connect() as conn:
+                return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+
+        return self.with_retries(f"counting {source.name}", run)
+
+    @staticmethod
+    def arrow_schema(table: Table) -> pa.Schema:
+        return pa.schema([pa.field(c.name, arrow_type(c)) for c in table.columns])
+
+    @staticmethod
+    def bound(source: SourceTable, value: datetime | None) -> date | datetime | None:
+        if value is None:
+            return None
+        return value.date() if source.watermark_is_date else value.replace(tzinfo=None)
+
+    def window_filter(
+        self, table: Table, source: SourceTable, start: datetime | None, end: datetime | None
+    ) -> list[ColumnElement[bool]]:
+        """Watermark in [start, end); None bounds are open. NULL watermarks never match."""
         wm = table.c[source.watermark]
-        low: date | datetime = (
-            start.date() if source.watermark_is_date else start.replace(tzinfo=None)
+        low, high = self.bound(source, start), self.bound(source, end)
+        conditions: list[ColumnElement[bool]] = [wm.is_not(None)]
+        if low is not None:
+            conditions.append(wm >= low)
+        if high is not None:
+            conditions.append(wm < high)
+        return conditions
+
+    def extract_statement(
+        self, table: Table, source: SourceTable, start: datetime | None, end: datetime | None
+    ):
+        conditions = self.window_filter(table, source, start, end)
+        return select(table).where(*conditions).order_by(table.c[source.key])
+
+    def stream(self, stmt, schema: pa.Schema, what: str) -> Iterator[pa.RecordBatch]:
+        """Run `stmt` in one read and yield its rows (of `schema`) as Arrow batches of at most
+        chunk_rows.
+
+        The connection is retried only before the first row arrives; a failure mid-stream
+        raises, and the caller writes nothing (a partial window is never landed). On PostgreSQL
+        the rows come through COPY TO STDOUT into Arrow's CSV reader (`fast_copy`).
+        """
+        if self.fast_copy and self.engine.dialect.name == "postgresql":
+            sql = str(
+                stmt.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
+            )
+            raw = self.with_retries(what, self.engine.raw_connection)
+            yield from copy_batches(raw, sql, schema)
+            return
+        conn = self.with_retries(
+            what, lambda: self.engine.connect().execution_options(stream_results=True)
         )
-        high: date | datetime = end.date() if source.watermark_is_date else end.replace(tzinfo=None)
-        stmt = select(table).where(wm >= low, wm < high).order_by(table.c[source.key], wm)
-        schema = self.arrow_schema(source.name)
-        names = schema.names
-        with self.engine.connect().execution_options(stream_results=True) as conn:
+        with conn:
             result = conn.execute(stmt)
             while rows := result.fetchmany(self.chunk_rows):
-                columns = list(zip(*rows, strict=True))
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        pa.array(col, type=schema.field(n).type)
-                        for n, col in zip(names, columns, strict=True)
-                    ],
-                    schema=schema,
-                )
+                yield to_batch(rows, schema)
+
+    def read_window(
+        self, source: SourceTable, start: datetime | None, end: datetime | None
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Rows whose watermark falls in [start, end) (None: unbounded), as Arrow batches."""
+        table = self.table(source)
+        stmt = self.extract_statement(table, source, start, end)
+        schema = self.arrow_schema(table)
+        return schema, self.stream(stmt, schema, f"reading {source.name}")
+
+    def read_null_watermarks(
+        self, source: SourceTable
+    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """Rows whose watermark is NULL: no window holds them, so they are landed apart."""
+        table = self.table(source)
+        stmt = (
+            select(table).where(table.c[source.watermark].is_(None)).order_by(table.c[source.key])
+        )
+        schema = self.arrow_schema(table)
+        return schema, self.stream(stmt, schema, f"reading NULL-watermark rows of {source.name}")

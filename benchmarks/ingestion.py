@@ -1,0 +1,154 @@
+"""Ingestion benchmark: source-to-bronze rows per second on PostgreSQL, beside the database's own
+export speed for the same rows (`COPY (SELECT ...) TO` a file), as a ratio; and the peak memory of
+the extracting Python process for windows of different sizes.
+
+    .venv/bin/python -m benchmarks.ingestion --scale 1000      # 1M stream rows (the issue's size)
+    .venv/bin/python -m benchmarks.ingestion --scale 10        # quick
+
+Starts its own throw-away PostgreSQL server on loopback. Writes benchmarks/results/ingestion.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+RESULTS = Path(__file__).parent / "results"
+START = date(2026, 1, 1)
+
+
+def extract_in_subprocess(url: str, days: int, chunk_rows: int, fast_copy: bool = True) -> dict:
+    """Extract `days` days of FactStream to a Parquet staging file in a fresh process, so its
+    peak RSS is the extraction's alone."""
+    code = f"""
+import json, resource, sys, tempfile, time
+from datetime import datetime, timedelta, UTC
+from pathlib import Path
+from spotify_assets.catalog import SOURCE_BY_ENTITY
+from spotify_assets.defs.bronze import stage
+from spotify_assets.ingestion.windows import StatsAccumulator
+from spotify_assets.source.resource import SourceDatabase
+src = SourceDatabase(url={url!r}, chunk_rows={chunk_rows}, fast_copy={fast_copy!r})
+table = SOURCE_BY_ENTITY["fact_stream"]
+start = datetime(2026, 1, 1, tzinfo=UTC)
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+schema, batches = src.read_window(table, start, start + timedelta(days={days}))
+with tempfile.TemporaryDirectory() as d:
+    rows = stage(batches, schema, Path(d) / "w.parquet", StatsAccumulator(table, start.date()))
+seconds = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"rows": rows, "seconds": seconds, "peak_rss_mib": peak / 1024,
+                  "rss_before_mib": baseline / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def copy_to_file(url: str, server_dir: Path, days: int) -> tuple[int, float]:
+    from spotify_assets.source.resource import SourceDatabase
+
+    engine = SourceDatabase(url=url).engine
+    target = server_dir / "export.csv"
+    end = START + timedelta(days=days)
+    sql = (
+        f'COPY (SELECT * FROM "FactStream" WHERE stream_timestamp IS NOT NULL AND '
+        f"stream_timestamp >= '{START}' AND stream_timestamp < '{end}' ORDER BY stream_id) "
+        f"TO '{target}' WITH (FORMAT csv)"
+    )
+    with engine.begin() as conn:
+        t = time.perf_counter()
+        result = conn.execute(text(sql))
+        seconds = time.perf_counter() - t
+    target.unlink(missing_ok=True)
+    return int(result.rowcount), seconds
+
+
+def bronze_run(url: str, days: int) -> tuple[int, float]:
+    """The bronze asset end to end: extraction, staging, Spark MERGE into Delta, watermarks."""
+    from dagster import AssetKey, DagsterInstance
+
+    from spotify_assets.materialize import materialize_range
+    from spotify_assets_tests.conftest import make_settings
+
+    root = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    settings = make_settings(root, SPOTIFY_SOURCE_DB_URL=url, SPARK_SHUFFLE_PARTITIONS="4")
+    with DagsterInstance.ephemeral() as instance:
+        t = time.perf_counter()
+        result = materialize_range(
+            settings, START, START + timedelta(days=days - 1), instance=instance,
+            say=lambda _: None, selection=[AssetKey(["bronze", "fact_stream"])],
+        )  # fmt: skip
+        seconds = time.perf_counter() - t
+    mat = result.asset_materializations_for_node("bronze__fact_stream")[0]
+    return int(mat.metadata["source_rows_in_window"].value), seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1000, help="1000 = 1M stream rows")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
+    args = parser.parse_args(argv)
+
+    from spotify_assets.source import simulator
+    from spotify_assets.source.resource import SourceDatabase
+    from spotify_assets.spark.session import stop_session
+    from spotify_assets_tests.pg_server import throwaway_postgres
+
+    with throwaway_postgres() as (url, server_dir):
+        print(f"Seeding PostgreSQL at scale {args.scale} ({1000 * args.scale:,} streams)...")
+        t = time.perf_counter()
+        simulator.seed(
+            SourceDatabase(url=url).engine, seed_value=1, scale=args.scale, start=START,
+            days=args.days, echo=print,
+        )  # fmt: skip
+        print(f"  seeded in {time.perf_counter() - t:.0f} s")
+        with SourceDatabase(url=url).engine.begin() as conn:
+            conn.execute(text('ANALYZE "FactStream"'))
+        copy_rows, copy_s = copy_to_file(url, server_dir, args.days)
+        copy_to_file(url, server_dir, args.days)  # warm cache, then measure again
+        copy_rows, copy_s = copy_to_file(url, server_dir, args.days)
+        extraction = extract_in_subprocess(url, args.days, args.chunk_rows)
+        one_day = extract_in_subprocess(url, 1, args.chunk_rows)
+        generic = extract_in_subprocess(url, args.days, args.chunk_rows, fast_copy=False)
+        bronze_rows, bronze_s = bronze_run(url, args.days)
+        stop_session()
+
+    copy_rate = copy_rows / copy_s
+    figures = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": "2 cores, 24 GiB (this project's CI machine kind)",
+        "scale": args.scale,
+        "rows": copy_rows,
+        "copy_to_file_rows_per_s": round(copy_rate),
+        "extraction_rows_per_s": round(extraction["rows"] / extraction["seconds"]),
+        "extraction_ratio_to_copy": round(
+            extraction["rows"] / extraction["seconds"] / copy_rate, 2
+        ),
+        "extraction_generic_path_rows_per_s": round(generic["rows"] / generic["seconds"]),
+        "bronze_end_to_end_rows_per_s": round(bronze_rows / bronze_s),
+        "bronze_ratio_to_copy": round(bronze_rows / bronze_s / copy_rate, 2),
+        "peak_rss_mib_1_day": round(one_day["peak_rss_mib"]),
+        "peak_rss_mib_all_days": round(extraction["peak_rss_mib"]),
+        "rows_1_day": one_day["rows"],
+        "rows_all_days": extraction["rows"],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingestion.json").write_text(json.dumps(figures, indent=2) + "\n")
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

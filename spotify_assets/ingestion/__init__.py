@@ -1,0 +1,1 @@
+"""Metadata-driven incremental ingestion: the ingestion_config table, watermarks, window stats."""
