@@ -1,4 +1,4 @@
-"""PostgreSQL source: the COPY fast path returns exactly what the generic path returns."""
+"""PostgreSQL source: the Arrow-native path returns exactly what the generic path returns."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ def read_all(db: SourceDatabase, start=None, end=None) -> pa.Table:
     return pa.Table.from_batches(list(batches), schema=schema)
 
 
-def test_copy_fast_path_matches_the_generic_path_value_for_value(postgres_url):
+def test_arrow_native_path_matches_the_generic_path_value_for_value(postgres_url):
     fast = SourceDatabase(url=postgres_url, chunk_rows=2)
-    slow = SourceDatabase(url=postgres_url, chunk_rows=2, fast_copy=False)
+    slow = SourceDatabase(url=postgres_url, chunk_rows=2, arrow_native=False)
     with fast.engine.begin() as conn:
         conn.execute(text('DROP TABLE IF EXISTS "Tricky"'))
         conn.execute(
@@ -50,7 +50,7 @@ def test_copy_fast_path_matches_the_generic_path_value_for_value(postgres_url):
     assert [r["name"] for b in nulls for r in b.to_pylist()] == ["NULL"]
 
 
-def test_copy_fast_path_of_an_empty_window_yields_no_rows(postgres_url):
+def test_arrow_native_path_of_an_empty_window_yields_no_rows(postgres_url):
     fast = SourceDatabase(url=postgres_url)
     with fast.engine.begin() as conn:
         conn.execute(text('DROP TABLE IF EXISTS "Tricky"'))

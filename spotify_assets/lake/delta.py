@@ -82,7 +82,7 @@ def insert_new_versions(
     df = df.dropDuplicates(keys)
     if not exists(spark, path):
         df.write.format("delta").mode("append").save(path)
-        return df.count(), SchemaChange(added=())
+        return last_commit_rows(spark, path), SchemaChange(added=())
     df, change = align_schema(spark, df, path)
     match = " AND ".join(f"t.`{k}` <=> s.`{validate_identifier(k)}`" for k in keys)
     merge = (
@@ -104,6 +104,13 @@ def replace_window(df: DataFrame, path: str, window: Window) -> None:
         .option("replaceWhere", window.predicate())
         .save(path)
     )
+
+
+def last_commit_rows(spark: SparkSession, path: str) -> int:
+    """Rows the table's latest commit wrote, from Delta's operation metrics (no second scan)."""
+    row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
+    metrics = (row["operationMetrics"] or {}) if row is not None else {}
+    return int(metrics.get("numOutputRows", 0))
 
 
 def overwrite(df: DataFrame, path: str) -> None:

@@ -40,7 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from spotify_assets.catalog import SourceTable, validate_identifier
 from spotify_assets.settings import _sqlite_url_absolute
-from spotify_assets.source.pg_copy import copy_batches
+from spotify_assets.source import pg_arrow
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ class SourceDatabase(ConfigurableResource):
     chunk_rows: int = 50_000
     retries: int = 3  # attempts after the first, with exponential backoff
     backoff_seconds: float = 1.0
-    fast_copy: bool = True  # PostgreSQL: extract through COPY TO STDOUT
+    arrow_native: bool = True  # PostgreSQL: extract through ADBC straight into Arrow
 
     @property
     def engine(self) -> Engine:
@@ -144,12 +144,18 @@ class SourceDatabase(ConfigurableResource):
         for attempt in range(self.retries + 1):
             try:
                 return fn()
-            except (OperationalError, DBAPIError) as exc:
-                transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+            except (OperationalError, DBAPIError, pg_arrow.AdbcOperationalError) as exc:
+                # SQLAlchemy's OperationalError (a DBAPIError) and ADBC's are connection-level.
+                transient = (
+                    not isinstance(exc, DBAPIError)
+                    or isinstance(exc, OperationalError)
+                    or exc.connection_invalidated
+                )
                 if not transient:
                     raise
                 if attempt == self.retries:
-                    detail = _scrub(str(exc.orig or exc).splitlines()[0], self.url)
+                    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                    detail = _scrub(str(cause or exc).splitlines()[0], self.url)
                     raise SourceUnavailable(
                         f"source {self.display_url} (host {self.host}) unreachable while {what}, "
                         f"after {attempt + 1} attempts: {detail}"
@@ -227,14 +233,15 @@ class SourceDatabase(ConfigurableResource):
 
         The connection is retried only before the first row arrives; a failure mid-stream
         raises, and the caller writes nothing (a partial window is never landed). On PostgreSQL
-        the rows come through COPY TO STDOUT into Arrow's CSV reader (`fast_copy`).
+        the rows come as Arrow through the ADBC driver (`arrow_native`).
         """
-        if self.fast_copy and self.engine.dialect.name == "postgresql":
+        if self.arrow_native and self.engine.dialect.name == "postgresql":
+            # Bind values are partition bounds (dates), rendered as SQL literals by SQLAlchemy.
             sql = str(
                 stmt.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
             )
-            raw = self.with_retries(what, self.engine.raw_connection)
-            yield from copy_batches(raw, sql, schema)
+            conn = self.with_retries(what, lambda: pg_arrow.connect(self.url))
+            yield from pg_arrow.arrow_batches(conn, sql, schema)
             return
         conn = self.with_retries(
             what, lambda: self.engine.connect().execution_options(stream_results=True)

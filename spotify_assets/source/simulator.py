@@ -186,17 +186,33 @@ def _streams(
     return rows
 
 
+def _write_chunk(conn, table: Table, chunk: list[dict[str, Any]]) -> None:
+    """INSERT a chunk; on PostgreSQL, COPY FROM STDIN (tens of times faster at scale)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), chunk)
+        return
+    prep = conn.dialect.identifier_preparer
+    columns = [c.name for c in table.columns]
+    sql = (
+        f"COPY {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) FROM STDIN"
+    )
+    cursor = conn.connection.dbapi_connection.cursor()
+    with cursor.copy(sql) as copy:
+        for row in chunk:
+            copy.write_row(tuple(row[c] for c in columns))
+
+
 def _insert(conn, table: Table, rows: Iterator[dict[str, Any]] | list[dict[str, Any]], total: int):
     progress = Progress(table.name, total, enabled=total >= PROGRESS_THRESHOLD)
     chunk: list[dict[str, Any]] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) >= INSERT_CHUNK:
-            conn.execute(table.insert(), chunk)
+            _write_chunk(conn, table, chunk)
             progress.advance(len(chunk))
             chunk = []
     if chunk:
-        conn.execute(table.insert(), chunk)
+        _write_chunk(conn, table, chunk)
         progress.advance(len(chunk))
     if total >= PROGRESS_THRESHOLD:
         progress.close()
