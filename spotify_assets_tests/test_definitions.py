@@ -76,3 +76,15 @@ def test_module_level_defs_load_with_zero_configuration():
     from spotify_assets.definitions import defs
 
     assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 18
+
+
+def test_every_asset_runs_a_range_as_one_run(tmp_path):
+    """`dg launch --assets '*' --partition-range A...B` needs single-run policies everywhere."""
+    from dagster import BackfillPolicy
+
+    graph = build_definitions(make_settings(tmp_path)).get_repository_def().asset_graph
+    policies = {
+        key.to_user_string(): graph.get(key).backfill_policy for key in graph.get_all_asset_keys()
+    }
+    assert len(policies) == 18
+    assert {k for k, p in policies.items() if p != BackfillPolicy.single_run()} == set()

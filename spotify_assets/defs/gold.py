@@ -26,6 +26,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         key=AssetKey([Layer.GOLD.value, entity]),
         group_name=Layer.GOLD.value,
         deps=[AssetKey([Layer.SILVER.value, versions_entity(entity)])],
+        backfill_policy=BackfillPolicy.single_run(),  # lets `dg launch --partition-range` run it
         kinds={"spark", "delta"},
         description=(
             f"The `{entity}` dimension with its history (SCD Type 2): one row per version, "
@@ -52,6 +53,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
     key=AssetKey([Layer.GOLD.value, "dim_date"]),
     group_name=Layer.GOLD.value,
     deps=[AssetKey([Layer.SILVER.value, "dim_date"])],
+    backfill_policy=BackfillPolicy.single_run(),  # lets `dg launch --partition-range` run it
     kinds={"spark", "delta"},
     description="The calendar, with quarter and is_weekend.",
 )

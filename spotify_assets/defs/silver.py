@@ -41,6 +41,9 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
     @multi_asset(
         name=f"silver_{entity}",
         group_name=Layer.SILVER.value,
+        # Unpartitioned, but a range launched from the CLI (`dg launch --partition-range`)
+        # needs every selected asset to run as one run.
+        backfill_policy=BackfillPolicy.single_run(),
         specs=[
             AssetSpec(
                 current_key,
@@ -86,6 +89,7 @@ def build_silver_dim_date() -> AssetsDefinition:
         key=AssetKey([Layer.SILVER.value, "dim_date"]),
         group_name=Layer.SILVER.value,
         deps=[AssetKey([Layer.BRONZE.value, "dim_date"])],
+        backfill_policy=BackfillPolicy.single_run(),  # see silver_<entity>
         kinds={"spark", "delta"},
         description="The calendar, one row per date_key.",
     )
