@@ -144,8 +144,15 @@ def build_bronze_asset(
             extracted = stage(batches, schema, staging / "window.parquet", stats)
             frame = read_staged(session, staging / "window.parquet")
             target = delta.Window(source.watermark, _bound(source, low), _bound(source, high))
+            # One read of a table whose primary key is the configured key: no duplicate pairs.
+            primary_key = [c.name for c in source_db.table(source).primary_key.columns]
             inserted, change = delta.insert_new_versions(
-                session, frame, path, [source.key, source.watermark], target
+                session,
+                frame,
+                path,
+                [source.key, source.watermark],
+                target,
+                keys_unique=primary_key == [source.key],
             )
             null_schema, null_batches = source_db.read_null_watermarks(source)
             null_rows = stage(null_batches, null_schema, staging / "null.parquet")
