@@ -69,12 +69,6 @@ def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.
     )
 
 
-def _bound(source: SourceTable, value: datetime | None) -> date | datetime | None:
-    if value is None:
-        return None
-    return value.date() if source.watermark_is_date else value.replace(tzinfo=None)
-
-
 def stage(batches, schema, path: Path, stats: StatsAccumulator | None = None) -> int:
     """Stream Arrow batches into one Parquet file: memory holds one chunk at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +137,8 @@ def build_bronze_asset(
             schema, batches = source_db.read_window(source, low, high)
             extracted = stage(batches, schema, staging / "window.parquet", stats)
             frame = read_staged(session, staging / "window.parquet")
-            target = delta.Window(source.watermark, _bound(source, low), _bound(source, high))
+            bound = SourceDatabase.bound
+            target = delta.Window(source.watermark, bound(source, low), bound(source, high))
             # One read of a table whose primary key is the configured key: no duplicate pairs.
             primary_key = [c.name for c in source_db.table(source).primary_key.columns]
             inserted, change = delta.insert_new_versions(
