@@ -97,6 +97,26 @@ def cmd_repair_watermarks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_accept_columns(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.transforms import schema_history
+    from spotify_assets.transforms.contracts import CONTRACTS
+
+    contract = CONTRACTS.get(args.table)
+    if contract is None:
+        raise ConfigError(f"no silver table {args.table!r}; known: {', '.join(sorted(CONTRACTS))}")
+    try:
+        history = schema_history.accept(settings.lakehouse_root, contract, args.columns)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    path = schema_history.history_path(settings.lakehouse_root, contract.entity)
+    print(
+        f"silver.{contract.entity} accepts {', '.join(args.columns)} (recorded in {path}); "
+        f"its schema beyond the contract: {', '.join(history.extra_names()) or 'none'}. "
+        "Re-materialise the table to load them."
+    )
+    return 0
+
+
 def seeded_range(settings: Settings) -> tuple[date, date]:
     """First and last day that the simulator has generated."""
     from spotify_assets.source import simulator
@@ -186,6 +206,12 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("repair-watermarks", help="replace a corrupt watermark document")
     sp.add_argument("--table", required=True, help="bronze table, e.g. dim_user")
     sp.set_defaults(func=cmd_repair_watermarks)
+    sp = sub.add_parser(
+        "accept-columns", help="let a silver table take new bronze columns into its schema"
+    )
+    sp.add_argument("table", help="silver table, e.g. fact_stream")
+    sp.add_argument("columns", nargs="+", help="column names as bronze has them")
+    sp.set_defaults(func=cmd_accept_columns)
     sp = sub.add_parser("summary", help="rows per table per layer, reconciled with the source")
     sp.set_defaults(func=cmd_summary)
     sp = sub.add_parser("demo", help="seed, materialise the seeded range, summarise")

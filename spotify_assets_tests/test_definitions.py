@@ -22,7 +22,7 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
     graph = repo.asset_graph
     versions = {
         AssetKey(["silver", f"{e}_versions"]) for e in ("dim_user", "dim_artist", "dim_track")
-    }
+    } | {AssetKey(["silver", "streams_enriched"])}
     assert (
         set(graph.get_all_asset_keys())
         == {AssetKey([layer, e]) for layer in LAYERS for e in ENTITIES} | versions
@@ -65,6 +65,7 @@ def test_partitioned_assets_share_daily_partitions_from_the_start_date(tmp_path)
         "bronze/dim_date",
         "bronze/fact_stream",
         "silver/fact_stream",
+        "silver/streams_enriched",
         "gold/fact_stream",
     }
     partitions = graph.get(AssetKey(["bronze", "dim_user"])).partitions_def
@@ -75,7 +76,7 @@ def test_partitioned_assets_share_daily_partitions_from_the_start_date(tmp_path)
 def test_module_level_defs_load_with_zero_configuration():
     from spotify_assets.definitions import defs
 
-    assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 18
+    assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 19
 
 
 def test_every_asset_runs_a_range_as_one_run(tmp_path):
@@ -86,5 +87,5 @@ def test_every_asset_runs_a_range_as_one_run(tmp_path):
     policies = {
         key.to_user_string(): graph.get(key).backfill_policy for key in graph.get_all_asset_keys()
     }
-    assert len(policies) == 18
+    assert len(policies) == 19
     assert {k for k, p in policies.items() if p != BackfillPolicy.single_run()} == set()

@@ -167,5 +167,5 @@ def test_source_change_sensor_requests_each_changed_range_with_everything_downst
     assert user.tags["dagster/asset_partition_range_end"] == "2026-01-02"
     assert {k.to_user_string() for k in user.asset_selection} == {
         "bronze/dim_user", "silver/dim_user", "silver/dim_user_versions", "gold/dim_user",
-        "gold/fact_stream",
+        "silver/streams_enriched", "gold/fact_stream",
     }  # fmt: skip

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import mssql
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, SourceTable
+from spotify_assets.defs.bronze import prefetched
 from spotify_assets.defs.sensors import plan_requests, ranges
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, source_window_stats
@@ -169,3 +170,31 @@ def test_ranges_group_contiguous_days():
         (d("2026-01-04"), d("2026-01-05")),
         (d("2026-01-09"), d("2026-01-09")),
     ]
+
+
+def test_prefetch_keeps_order_and_raises_the_readers_error_in_the_caller():
+    def reader():
+        yield from range(5)
+        raise SourceUnavailable("source unreachable while reading FactStream")
+
+    seen = []
+    with pytest.raises(SourceUnavailable, match=r"^source unreachable while reading FactStream$"):
+        for item in prefetched(reader()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_stops_and_closes_the_reader_when_the_caller_fails():
+    closed = []
+
+    def reader():
+        try:
+            yield from range(1000)
+        finally:
+            closed.append(True)
+
+    with pytest.raises(RuntimeError, match=r"^disk full$"):
+        for item in prefetched(reader()):
+            if item == 3:
+                raise RuntimeError("disk full")
+    assert closed == [True]

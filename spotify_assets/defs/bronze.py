@@ -8,7 +8,10 @@ it copied in the table's watermark document. Rows whose watermark is NULL land i
 `bronze/<table>_null_watermark`, counted, never silently skipped.
 """
 
+import queue
 import shutil
+import threading
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -70,16 +73,66 @@ def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.
 
 
 def stage(batches, schema, path: Path, stats: StatsAccumulator | None = None) -> int:
-    """Stream Arrow batches into one Parquet file: memory holds one chunk at a time."""
+    """Stream Arrow batches into one Parquet file: memory holds a few chunks at a time.
+
+    The source is read on a second thread while this one encodes Parquet (both release the GIL),
+    so extraction runs near the database's own export speed instead of the sum of the two.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with pq.ParquetWriter(path, schema) as writer:
-        for batch in batches:
+        for batch in prefetched(batches):
             writer.write_batch(batch)
             rows += batch.num_rows
             if stats is not None:
                 stats.add(batch)
     return rows
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterator, depth: int = 2) -> Iterator:
+    """Yield `items`, produced on a background thread at most `depth` ahead; an error there is
+    raised here, and stopping early (an error here) stops and closes the producer."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            outcome: object = _DONE
+        except BaseException as error:  # handed to the consumer, raised there
+            outcome = error
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        while not stop.is_set():
+            try:
+                buffer.put(outcome, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    producer = threading.Thread(target=produce, name="source-reader", daemon=True)
+    producer.start()
+    try:
+        while (item := buffer.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join()
 
 
 def read_staged(spark: SparkSession, path: Path) -> DataFrame:

@@ -1,5 +1,7 @@
 """Gold: the star schema users query (dim_user, dim_artist, dim_track, dim_date, fact_stream)."""
 
+from pathlib import Path
+
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -10,10 +12,10 @@ from dagster import (
     asset,
 )
 
-from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer
+from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.silver import versions_entity
-from spotify_assets.lake import delta
+from spotify_assets.lake import as_of, delta
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import gold
@@ -68,6 +70,17 @@ def gold_dim_date(
     return MaterializeResult(metadata=table_metadata(written.schema, written.count(), path))
 
 
+# How the fact reaches each dimension, for rebuilding windows when a dimension changes later.
+def _via(alias: str, entity: str, join_from: str = "f") -> dict[str, str]:
+    key = GOLD_KEYS[entity][0]
+    return {"alias": alias, "view": entity, "key": key, "join_from": join_from, "join_column": key}
+
+
+AS_OF_DIMENSIONS = [
+    _via("usr", "dim_user"), _via("trk", "dim_track"), _via("art", "dim_artist", "trk")
+]  # fmt: skip
+
+
 def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition:
     source = SOURCE_BY_ENTITY["fact_stream"]
 
@@ -92,15 +105,31 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
     ) -> MaterializeResult:
         session = spark.session(context.log)
         window = source_window(source, context)
-        streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream")).where(
-            window.predicate()
-        )
-        dims = {d: delta.read(session, lakehouse.path(Layer.GOLD, d)) for d in DIMENSIONS}
-        fact = gold.build_fact_stream(
-            streams, dims["dim_user"], dims["dim_track"], dims["dim_artist"]
-        )
+        streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream"))
+        paths = {d["view"]: lakehouse.path(Layer.GOLD, d["view"]) for d in AS_OF_DIMENSIONS}
+        dims = {view: delta.read(session, p) for view, p in paths.items()}
         path = lakehouse.path(Layer.GOLD, "fact_stream")
-        delta.replace_window(fact, path, window)
+        stale = as_of.write_windows(
+            session,
+            path,
+            Path(lakehouse.path(Layer.GOLD, "_as_of")) / "fact_stream.json",
+            window,
+            streams,
+            AS_OF_DIMENSIONS,
+            paths,
+            dims.__getitem__,
+            lambda span: gold.build_fact_stream(
+                streams.where(span.predicate()),
+                dims["dim_user"],
+                dims["dim_track"],
+                dims["dim_artist"],
+            ),
+        )
+        if stale:
+            context.log.info(
+                f"gold.fact_stream: rebuilt {len(stale)} other window(s) whose dimension "
+                f"versions changed since they were built: {[str(d) for d in stale]}"
+            )
         written = delta.read(session, path)
         in_window = written.where(window.predicate())
         unresolved = in_window.where("user_sk = -1 OR track_sk = -1 OR artist_sk = -1").count()
@@ -110,6 +139,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
                 written.count(),
                 path,
                 unresolved_keys=unresolved,
+                windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
                 **{"dagster/partition_row_count": in_window.count()},
             )
         )

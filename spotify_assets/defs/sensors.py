@@ -27,7 +27,13 @@ from dagster._core.storage.tags import (
 from spotify_assets.catalog import SourceTable
 from spotify_assets.defs.bronze import bronze_key, first_day
 from spotify_assets.ingestion import watermarks
-from spotify_assets.ingestion.windows import EMPTY, WindowStats, days, source_window_stats
+from spotify_assets.ingestion.windows import (
+    EMPTY,
+    WindowStats,
+    days,
+    ranges,
+    source_window_stats,
+)
 from spotify_assets.resources import Lakehouse
 from spotify_assets.source.resource import SourceDatabase
 
@@ -44,17 +50,6 @@ def changed_windows(
         if (seen is None and now.rows) or (seen is not None and seen != now.fingerprint):
             changed.append(day)
     return changed
-
-
-def ranges(dates: list[date]) -> list[tuple[date, date]]:
-    """Contiguous runs of days as (first, last) pairs."""
-    out: list[tuple[date, date]] = []
-    for d in sorted(dates):
-        if out and d == out[-1][1] + timedelta(days=1):
-            out[-1] = (out[-1][0], d)
-        else:
-            out.append((d, d))
-    return out
 
 
 def plan_requests(

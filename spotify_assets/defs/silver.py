@@ -1,10 +1,20 @@
-"""Silver: typed, cleaned, latest version per key, plus each dimension's change log.
+"""Silver: bronze conformed to each table's contract, deduplicated, written exactly once.
 
-Dimensions are recomputed whole from bronze (small, and always consistent with every version bronze
-holds) into two tables: `<entity>` (current state) and `<entity>_versions` (every distinct version,
-which gold's history is built from). The stream fact follows bronze's daily windows and replaces
-each window atomically.
+- Dimensions are recomputed whole from bronze into `<entity>_versions` (every distinct version:
+  the change log gold's history is built from) and `<entity>` (the current version per key). A
+  recompute reads every version bronze holds, so re-runs, in any order, give the same tables.
+- `dim_date` likewise, one row per date_key.
+- `fact_stream` follows bronze's daily windows; each window is replaced atomically.
+- `streams_enriched`: each window's streams joined as-of to the dimension versions, by the SQL
+  rendered from jinja_templates/enriched_streams.sql.j2.
+
+Every materialisation reports rows in and written, duplicates removed, rows with rescued data
+and schema changes; each table's schema history sits beside it (silver/_schemas/).
 """
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -13,17 +23,24 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
+    MetadataValue,
     PartitionsDefinition,
     asset,
     multi_asset,
 )
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs.bronze import source_window
-from spotify_assets.lake import delta
+from spotify_assets.lake import as_of, delta
 from spotify_assets.lake.metadata import table_metadata
+from spotify_assets.lineage import column_lineage
 from spotify_assets.resources import Lakehouse, SparkResource
-from spotify_assets.transforms.silver import refine, versions
+from spotify_assets.transforms import enriched, schema_history
+from spotify_assets.transforms.conform import IGNORED_VALUES, Conformed, conform, with_source_file
+from spotify_assets.transforms.contracts import CONTRACTS, RESCUED, Contract
+from spotify_assets.transforms.silver import latest_per_key, versions
 
 # Dimensions whose history gold keeps (SCD Type 2); dim_date is a calendar and has none.
 DIMENSIONS = ("dim_user", "dim_artist", "dim_track")
@@ -33,9 +50,90 @@ def versions_entity(entity: str) -> str:
     return f"{entity}_versions"
 
 
+def silver_key(entity: str) -> AssetKey:
+    return AssetKey([Layer.SILVER.value, entity])
+
+
+@dataclass
+class Conforming:
+    """Bronze rows conformed to a contract, with what the UI reports about them."""
+
+    contract: Contract
+    result: Conformed
+    history: schema_history.SchemaHistory
+    history_path: Path
+    rows_in: int
+    ignored_values: int
+
+    @property
+    def frame(self) -> DataFrame:
+        return self.result.frame.drop(IGNORED_VALUES)
+
+    @property
+    def schema_changed(self) -> bool:
+        return bool(self.result.columns_added)
+
+    def save_history(self) -> None:
+        """After the write: the history says what the table holds."""
+        schema_history.save(self.history_path, self.history)
+
+    def log(self, context: AssetExecutionContext) -> None:
+        table, r = f"silver.{self.contract.entity}", self.result
+        if r.columns_added:
+            context.log.info(f"{table}: new column(s) {r.columns_added} added (addNewColumns)")
+        if r.columns_rescued:
+            context.log.warning(f"{table}: column(s) {r.columns_rescued} go to {RESCUED}")
+        if r.columns_ignored:
+            context.log.warning(
+                f"{table}: column(s) {r.columns_ignored} ignored (evolution mode none): "
+                f"{self.ignored_values} value(s) not kept"
+            )
+        if r.columns_missing:
+            context.log.warning(f"{table}: column(s) {r.columns_missing} not in bronze: NULL")
+
+    def metadata(self, written: DataFrame, rows_written: int, path: str, **extra: Any) -> dict:
+        rescued = written.where(F.col(RESCUED).isNotNull()).count()
+        r = self.result
+        return table_metadata(
+            written.schema,
+            rows_written,
+            path,
+            rows_in=self.rows_in,
+            rows_written=rows_written,
+            duplicates_removed=self.rows_in - rows_written,
+            rows_with_rescued_data=rescued,
+            columns_added=r.columns_added,
+            columns_rescued=r.columns_rescued,
+            columns_ignored=r.columns_ignored,
+            ignored_values=self.ignored_values,
+            columns_missing_in_bronze=r.columns_missing,
+            evolution_mode=self.contract.evolution.value,
+            schema_history=MetadataValue.json(self.history.events),
+            **extra,
+        )
+
+
+def conform_bronze(
+    session: SparkSession, lakehouse: Lakehouse, entity: str, window: delta.Window | None = None
+) -> Conforming:
+    contract = CONTRACTS[entity]
+    bronze = with_source_file(delta.read(session, lakehouse.path(Layer.BRONZE, entity)))
+    if window is not None:
+        bronze = bronze.where(window.predicate())
+    path = schema_history.history_path(lakehouse.root, entity)
+    history = schema_history.load(path, entity)
+    result = conform(bronze, contract, history)
+    totals = [F.count(F.lit(1)).alias("rows")]
+    if IGNORED_VALUES in result.frame.columns:
+        totals.append(F.sum(IGNORED_VALUES).alias("ignored"))
+    row = result.frame.agg(*totals).first()
+    assert row is not None
+    ignored = int(row["ignored"] or 0) if IGNORED_VALUES in result.frame.columns else 0
+    return Conforming(contract, result, history, path, int(row["rows"]), ignored)
+
+
 def build_silver_dimension(entity: str) -> AssetsDefinition:
-    current_key = AssetKey([Layer.SILVER.value, entity])
-    versions_key = AssetKey([Layer.SILVER.value, versions_entity(entity)])
+    current_key, versions_key = silver_key(entity), silver_key(versions_entity(entity))
     bronze_key = AssetKey([Layer.BRONZE.value, entity])
 
     @multi_asset(
@@ -49,36 +147,37 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
                 current_key,
                 deps=[bronze_key],
                 kinds={"spark", "delta"},
-                description=f"Current version of every `{entity}` key, typed and cleaned.",
+                description=f"Current version of every `{entity}` key, conformed to its contract.",
             ),
             AssetSpec(
                 versions_key,
                 deps=[bronze_key],
                 kinds={"spark", "delta"},
                 description=(
-                    f"Every distinct version of `{entity}` rows bronze has observed, typed and "
-                    "cleaned: the change log gold's history is built from."
+                    f"Every distinct version of `{entity}` rows bronze has observed, conformed "
+                    "to the contract: the change log gold's history is built from."
                 ),
             ),
         ],
     )
     def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
         session = spark.session(context.log)
-        bronze = delta.read(session, lakehouse.path(Layer.BRONZE, entity))
-        rows_in = bronze.count()
-        for key, frame, table in (
-            (versions_key, versions(entity, bronze), versions_entity(entity)),
-            (current_key, refine(entity, bronze), entity),
-        ):
+        conforming = conform_bronze(session, lakehouse, entity)
+        conforming.log(context)
+        frame, contract = conforming.frame, conforming.contract
+        outputs = (
+            (versions_key, versions(frame, contract), versions_entity(entity)),
+            (current_key, latest_per_key(frame, contract), entity),
+        )
+        for _, frame, table in outputs:
+            delta.overwrite(frame, lakehouse.path(Layer.SILVER, table))
+        conforming.save_history()
+        for key, _, table in outputs:
             path = lakehouse.path(Layer.SILVER, table)
-            delta.overwrite(frame, path)
             written = delta.read(session, path)
-            rows_out = written.count()
+            rows = written.count()
             yield MaterializeResult(
-                asset_key=key,
-                metadata=table_metadata(
-                    written.schema, rows_out, path, rows_in=rows_in, rows_removed=rows_in - rows_out
-                ),
+                asset_key=key, metadata=conforming.metadata(written, rows, path)
             )
 
     return _silver
@@ -86,62 +185,130 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
 
 def build_silver_dim_date() -> AssetsDefinition:
     @asset(
-        key=AssetKey([Layer.SILVER.value, "dim_date"]),
+        key=silver_key("dim_date"),
         group_name=Layer.SILVER.value,
         deps=[AssetKey([Layer.BRONZE.value, "dim_date"])],
         backfill_policy=BackfillPolicy.single_run(),  # see silver_<entity>
         kinds={"spark", "delta"},
-        description="The calendar, one row per date_key.",
+        description="The calendar, one row per date_key, conformed to its contract.",
     )
     def _silver_dim_date(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
         session = spark.session(context.log)
-        bronze = delta.read(session, lakehouse.path(Layer.BRONZE, "dim_date"))
+        conforming = conform_bronze(session, lakehouse, "dim_date")
+        conforming.log(context)
         path = lakehouse.path(Layer.SILVER, "dim_date")
-        delta.overwrite(refine("dim_date", bronze), path)
+        delta.overwrite(latest_per_key(conforming.frame, conforming.contract), path)
+        conforming.save_history()
         written = delta.read(session, path)
-        return MaterializeResult(metadata=table_metadata(written.schema, written.count(), path))
+        return MaterializeResult(metadata=conforming.metadata(written, written.count(), path))
 
     return _silver_dim_date
 
 
 def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
-    source = SOURCE_BY_ENTITY["fact_stream"]
+    source = CONTRACTS["fact_stream"]
 
     @asset(
-        key=AssetKey([Layer.SILVER.value, "fact_stream"]),
+        key=silver_key("fact_stream"),
         group_name=Layer.SILVER.value,
         deps=[AssetKey([Layer.BRONZE.value, "fact_stream"])],
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
         kinds={"spark", "delta"},
-        description="Streams, cleaned, one row per stream_id; each day replaced atomically.",
+        description=(
+            "Streams conformed to their contract, one row per stream_id (its latest version); "
+            "each day replaced atomically."
+        ),
     )
     def _silver_streams(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
         session = spark.session(context.log)
-        window = source_window(source, context)
-        bronze = delta.read(session, lakehouse.path(Layer.BRONZE, "fact_stream"))
-        in_window = bronze.where(window.predicate())
-        refined = refine("fact_stream", in_window)
+        window = stream_window(context)
+        conforming = conform_bronze(session, lakehouse, "fact_stream", window)
+        conforming.log(context)
         path = lakehouse.path(Layer.SILVER, "fact_stream")
-        delta.replace_window(refined, path, window)
-        written = delta.read(session, path)
-        rows_in, rows_out = in_window.count(), written.where(window.predicate()).count()
+        refined = latest_per_key(conforming.frame, source)
+        delta.replace_window(refined, path, window, merge_schema=conforming.schema_changed)
+        conforming.save_history()
+        in_window = delta.read(session, path).where(window.predicate())
+        rows = in_window.count()
         return MaterializeResult(
-            metadata=table_metadata(
-                written.schema,
-                written.count(),
-                path,
-                rows_in=rows_in,
-                older_versions_removed=rows_in - rows_out,
-                **{"dagster/partition_row_count": rows_out},
+            metadata=conforming.metadata(
+                in_window, rows, path, **{"dagster/partition_row_count": rows}
             )
         )
 
     return _silver_streams
+
+
+def stream_window(context: AssetExecutionContext) -> delta.Window:
+    return source_window(SOURCE_BY_ENTITY["fact_stream"], context)
+
+
+def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition:
+    views = {view: AssetKey([layer.value, t]) for view, (layer, t) in enriched.VIEWS.items()}
+    lineage = column_lineage(enriched.statement().text, views, enriched.view_schemas())
+
+    @asset(
+        key=silver_key("streams_enriched"),
+        group_name=Layer.SILVER.value,
+        deps=list(views.values()),
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"spark", "delta", "sql"},
+        description=(
+            "Each stream with the user, track and artist attributes valid when it happened; "
+            "SQL rendered from jinja_templates/enriched_streams.sql.j2."
+        ),
+        metadata={"dagster/column_lineage": lineage},
+    )
+    def _streams_enriched(
+        context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+    ) -> MaterializeResult:
+        session = spark.session(context.log)
+        paths = {view: lakehouse.path(layer, t) for view, (layer, t) in enriched.VIEWS.items()}
+        frames = {view: delta.read(session, p) for view, p in paths.items()}
+        for view, frame in frames.items():
+            frame.createOrReplaceTempView(view)
+        window = stream_window(context)
+        path = lakehouse.path(Layer.SILVER, "streams_enriched")
+        fact = enriched.PARAMETERS["fact"]
+        stale = as_of.write_windows(
+            session,
+            path,
+            Path(lakehouse.path(Layer.SILVER, "_as_of")) / "streams_enriched.json",
+            window,
+            frames[fact["view"]],
+            enriched.DIMENSIONS,
+            paths,
+            frames.__getitem__,
+            lambda span: enriched.statement(span.args()).run(session),
+        )
+        if stale:
+            context.log.info(
+                f"silver.streams_enriched: rebuilt {len(stale)} other window(s) whose dimension "
+                f"versions changed since they were built: {[str(d) for d in stale]}"
+            )
+        in_window = delta.read(session, path).where(window.predicate())
+        rows = in_window.count()
+        unmatched = in_window.where(
+            "user_name IS NULL OR track_name IS NULL OR artist_name IS NULL"
+        ).count()
+        return MaterializeResult(
+            metadata=table_metadata(
+                in_window.schema,
+                rows,
+                path,
+                streams_without_a_dimension_version=unmatched,
+                windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
+                **{"dagster/partition_row_count": rows, "dagster/column_lineage": lineage},
+            )
+        )
+
+    return _streams_enriched
 
 
 def build_silver_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
@@ -149,4 +316,5 @@ def build_silver_assets(partitions: PartitionsDefinition) -> list[AssetsDefiniti
         *(build_silver_dimension(e) for e in DIMENSIONS),
         build_silver_dim_date(),
         build_silver_streams(partitions),
+        build_streams_enriched(partitions),
     ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from spotify_assets.catalog import Layer, SourceTable, table_path
 from spotify_assets.ingestion.windows import WindowStats
+from spotify_assets.lake.documents import write_json_atomically
 
 REPAIR_COMMAND = "spotify-lakehouse repair-watermarks --table {entity}"
 
@@ -73,13 +73,7 @@ def load(path: Path, source: SourceTable) -> WatermarkDocument:
 def save(path: Path, doc: WatermarkDocument) -> None:
     """Write atomically: readers see the old document or the new one, never a partial one."""
     doc.updated_at = datetime.now(UTC).isoformat()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(doc), fh, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_json_atomically(path, asdict(doc))
 
 
 def repair(path: Path, source: SourceTable, bronze_high_watermark: str | None) -> Path | None:

@@ -59,6 +59,17 @@ def iso(value: Any) -> str | None:
     return str(value)
 
 
+def ranges(dates: list[date]) -> list[tuple[date, date]]:
+    """Contiguous runs of days as (first, last) pairs."""
+    out: list[tuple[date, date]] = []
+    for d in sorted(dates):
+        if out and d == out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
 def days(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 

@@ -1,7 +1,7 @@
 """The three ways the pipeline writes Delta tables, each idempotent by construction.
 
-- `insert_new_versions`: bronze's append-only record; MERGE inserts the (key, watermark) pairs not
-  yet present in the window and never updates or deletes a captured version.
+- `insert_new_versions`: bronze's append-only record; a MERGE rendered from jinja_templates/
+  inserts the (key, watermark) pairs not yet in the window, never updating or deleting a version.
 - `replace_window`: a partitioned table's window, replaced atomically (`replaceWhere`).
 - `overwrite`: a table recomputed whole from its inputs.
 """
@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import validate_identifier
+from spotify_assets.sql import render
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,15 @@ class Window:
         if self.end is not None:
             parts.append(f"{column} < {_literal(self.end)}")
         return " AND ".join(parts)
+
+    def args(self) -> dict[str, datetime | date]:
+        """The bounds as SQL parameter values (`:window_start`, `:window_end`); timestamps
+        are UTC, whatever the machine's time zone."""
+        return {
+            name: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+            for name, value in (("window_start", self.start), ("window_end", self.end))
+            if value is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ def insert_new_versions(
     keys: list[str],
     window: Window,
     keys_unique: bool = False,
+    view: str = "incoming_versions",
 ) -> tuple[int, SchemaChange]:
     """Insert rows whose `keys` are not yet in the target window; never update or delete.
 
@@ -92,26 +103,29 @@ def insert_new_versions(
         df.write.format("delta").mode("append").save(path)
         return last_commit_rows(spark, path), SchemaChange(added=())
     df, change = align_schema(spark, df, path)
-    match = " AND ".join(f"t.`{k}` <=> s.`{validate_identifier(k)}`" for k in keys)
-    merge = (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(df.alias("s"), f"{window.predicate('t')} AND {match}")
-        .whenNotMatchedInsertAll()
+    df.createOrReplaceTempView(view)
+    statement = render(
+        "insert_new_versions.sql.j2",
+        args=window.args(),
+        target=path,
+        source=view,
+        keys=keys,
+        window_column=window.column,
+        has_start=window.start is not None,
+        has_end=window.end is not None,
+        evolve_schema=bool(change.added),
     )
-    if change.added:
-        merge = merge.withSchemaEvolution()
-    row = merge.execute().first()
+    row = statement.run(spark).first()
+    spark.catalog.dropTempView(view)
     return (int(row["num_inserted_rows"]) if row is not None else 0), change
 
 
-def replace_window(df: DataFrame, path: str, window: Window) -> None:
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", window.predicate())
-        .save(path)
-    )
+def replace_window(df: DataFrame, path: str, window: Window, merge_schema: bool = False) -> None:
+    """Replace the rows of `window` atomically; `merge_schema` lets new columns join the table."""
+    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", window.predicate())
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    writer.save(path)
 
 
 def last_commit_rows(spark: SparkSession, path: str) -> int:

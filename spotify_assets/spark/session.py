@@ -81,6 +81,9 @@ def build_session(options: SparkOptions) -> SparkSession:
         .config("spark.default.parallelism", str(options.shuffle_partitions))
         .config("spark.sql.warehouse.dir", str(options.warehouse_dir))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Delta's SQL parser drops SQL parameters on Spark 4.1+ (delta-io/delta#7640); Spark's
+        # substitution of constant parameters still binds them (apache/spark#55392).
+        .config("spark.sql.legacy.parameterSubstitution.constantsOnly", "true")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.databricks.delta.snapshotPartitions", "2")

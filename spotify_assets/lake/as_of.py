@@ -1,0 +1,172 @@
+"""Keep windows joined as-of to dimension change logs correct when the dimensions change later.
+
+A window of enriched streams is built from the dimension versions known at the time. When a
+dimension gains or loses versions afterwards (a late capture, a backfill of earlier days), the
+windows whose streams reference a changed key must be rebuilt, or the table would depend on the
+order runs happened in. Each built window records the Delta version of every dimension table it
+read, in a JSON document beside the table; a run diffs each dimension between that version and
+now (Delta time travel) and rebuilds exactly the windows that reference a changed key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spotify_assets.ingestion.windows import days, ranges
+from spotify_assets.lake import delta
+from spotify_assets.lake.delta import Window
+from spotify_assets.lake.documents import write_json_atomically
+
+
+@dataclass
+class AsOfState:
+    """Per built window (ISO date), the Delta version of each dimension table it was built from."""
+
+    windows: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def record(self, days: list[date], versions: dict[str, int]) -> None:
+        for day in days:
+            self.windows[day.isoformat()] = dict(versions)
+
+
+def load(path: Path) -> AsOfState | None:
+    """None when there is no usable record: every window of the table must be rebuilt."""
+    try:
+        raw = json.loads(path.read_text())
+        return AsOfState(windows={str(k): dict(v) for k, v in raw["windows"].items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def save(path: Path, state: AsOfState) -> None:
+    write_json_atomically(path, {"windows": state.windows})
+
+
+def table_version(spark: SparkSession, path: str) -> int:
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return int(row["version"]) if row is not None else -1
+
+
+def changed_keys(
+    spark: SparkSession, path: str, key: str, since: int, now: int
+) -> DataFrame | None:
+    """Keys whose versions differ between Delta versions `since` and `now` of a change log
+    (ingestion columns aside); None if `since` can no longer be read (vacuumed)."""
+    try:
+        old = spark.read.format("delta").option("versionAsOf", since).load(path)
+        old.schema  # noqa: B018 - resolves the snapshot, failing here if it is gone
+    except AnalysisException:  # e.g. the version's log was cleaned up: rebuild everything
+        return None
+    current = spark.read.format("delta").option("versionAsOf", now).load(path)
+    columns = [c for c in current.columns if c in old.columns and not c.startswith("_")]
+    a, b = current.select(*columns), old.select(*columns)
+    return a.exceptAll(b).unionByName(b.exceptAll(a)).select(key).distinct()
+
+
+def window_days(frame: DataFrame, time_column: str) -> set[date]:
+    rows = frame.select(F.to_date(time_column).alias("d")).distinct().collect()
+    return {r["d"] for r in rows if r["d"] is not None}
+
+
+def affected_days(
+    spark: SparkSession,
+    fact: DataFrame,
+    time: str,
+    dimensions: list[dict[str, Any]],
+    read: Callable[[str], DataFrame],
+    paths: dict[str, str],
+    state: AsOfState,
+    now: dict[str, int],
+) -> set[date]:
+    """Recorded windows whose facts reference a dimension key whose versions changed since the
+    window was built. Each dimension is a dict with its `alias`, `view`, `key`, and the join it
+    is reached by (`join_from`: "f" for the fact or another dimension's alias, `join_column`);
+    `read` gives a view's current rows and `paths` its Delta path."""
+    by_alias = {d["alias"]: d for d in dimensions}
+    groups: dict[tuple, list[str]] = {}
+    for day, versions in state.windows.items():
+        groups.setdefault(tuple(sorted(versions.items())), []).append(day)
+    affected: set[date] = set()
+    hits: list[DataFrame] = []  # evaluated together: one Spark job, not one per dimension
+    for recorded, group in groups.items():
+        built = dict(recorded)
+        streams = fact.where(F.to_date(time).isin([date.fromisoformat(d) for d in group]))
+        for dim in dimensions:
+            view = dim["view"]
+            if built.get(view) == now[view]:
+                continue
+            since = built.get(view)
+            keys = (
+                None
+                if since is None
+                else changed_keys(spark, paths[view], dim["key"], since, now[view])
+            )
+            if keys is None:  # cannot tell what changed: rebuild the group
+                affected.update(date.fromisoformat(d) for d in group)
+                break
+            # Follow the join path back to the fact: changed artists -> their tracks -> streams.
+            while dim["join_from"] != "f":
+                parent = by_alias[dim["join_from"]]
+                keys = _semi(read(parent["view"]), dim["join_column"], keys, dim["key"]).select(
+                    parent["key"]
+                )
+                dim = parent
+            hits.append(_semi(streams, dim["join_column"], keys, dim["key"]).select(time))
+    if hits:
+        union = hits[0]
+        for hit in hits[1:]:
+            union = union.unionByName(hit)
+        affected |= window_days(union, time)
+    return affected
+
+
+def _semi(rows: DataFrame, column: str, keys: DataFrame, key: str) -> DataFrame:
+    """The rows whose `column` is among `keys`' `key` values."""
+    renamed = keys.select(F.col(key).alias("_changed_key")).distinct()
+    return rows.join(renamed, rows[column] == renamed["_changed_key"], "left_semi")
+
+
+def write_windows(
+    spark: SparkSession,
+    path: str,
+    state_path: Path,
+    run: Window,
+    fact: DataFrame,
+    dimensions: list[dict[str, Any]],
+    paths: dict[str, str],
+    read: Callable[[str], DataFrame],
+    build: Callable[[Window], DataFrame],
+) -> list[date]:
+    """Build the run's windows with `build`, and every other window whose dimension versions
+    changed since it was built; record what each was built from. Returns the other windows."""
+    assert isinstance(run.start, datetime) and isinstance(run.end, datetime)
+    state = load(state_path)
+    now = {d["view"]: table_version(spark, paths[d["view"]]) for d in dimensions}
+    run_days = days(run.start.date(), run.end.date())
+    if state is None:  # no record of how the table was built: rebuild everything it holds
+        state = AsOfState()
+        stale = set()
+        if delta.exists(spark, path):
+            stale = window_days(delta.read(spark, path), run.column)
+    else:
+        stale = affected_days(spark, fact, run.column, dimensions, read, paths, state, now)
+    others = sorted(stale - set(run_days))
+    for first, last in ranges([*run_days, *others]):
+        start = datetime(first.year, first.month, first.day)
+        span = Window(run.column, start, start + timedelta(days=(last - first).days + 1))
+        delta.replace_window(build(span), path, span)
+    # Every recorded window is now consistent with the current dimensions (rebuilt, or checked
+    # and unaffected): recording them at `now` keeps the next run's diffs to one per dimension.
+    state.record([*run_days, *others, *map(date.fromisoformat, state.windows)], now)
+    save(state_path, state)
+    return others
