@@ -13,6 +13,7 @@ from pyspark.sql import SparkSession
 from spotify_assets.catalog import SOURCE_TABLES, Layer, table_path
 from spotify_assets.lake import delta
 from spotify_assets.source.resource import SourceDatabase
+from spotify_assets.transforms.gold import UNKNOWN_SK
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,17 @@ class LayerCounts:
 
 
 def _count(spark: SparkSession, path: str, key: str | None = None) -> int:
-    """Rows (current rows of a table with history), or distinct values of `key`."""
+    """Rows (current rows of a table with history, its unknown member aside), or distinct
+    values of `key`."""
     if not delta.exists(spark, path):
         return 0
     df = delta.read(spark, path)
     if key:
         return df.select(key).distinct().count()
-    return df.where("is_current").count() if "is_current" in df.columns else df.count()
+    if "is_current" not in df.columns:
+        return df.count()
+    surrogate = next(c for c in df.columns if c.endswith("_sk"))
+    return df.where(f"is_current AND `{surrogate}` <> {UNKNOWN_SK}").count()
 
 
 def layer_counts(spark: SparkSession, source_db: SourceDatabase, root: str) -> list[LayerCounts]:

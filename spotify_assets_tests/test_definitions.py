@@ -7,6 +7,7 @@ import time
 from dagster import AssetKey, DailyPartitionsDefinition, in_process_executor
 
 from spotify_assets.definitions import build_definitions
+from spotify_assets.transforms.expectations import EXPECTATIONS
 from spotify_assets_tests.conftest import make_settings
 
 LAYERS = ("bronze", "silver", "gold")
@@ -42,7 +43,7 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
         ("dim_track", "track_sk_unique_not_null"),
         ("dim_date", "date_key_unique_not_null"),
         ("fact_stream", "stream_id_unique_not_null"),
-    }
+    } | {(entity, rule.name) for entity, rules in EXPECTATIONS.items() for rule in rules}
     assert bronze_checks <= checks
     assert "lakehouse_job" in repo.job_names
     assert [s.name for s in repo.schedule_defs] == ["daily_lakehouse_schedule"]

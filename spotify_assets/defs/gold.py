@@ -11,63 +11,157 @@ from dagster import (
     PartitionsDefinition,
     asset,
 )
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
+from spotify_assets.defs import quality
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.silver import versions_entity
 from spotify_assets.lake import as_of, delta
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
-from spotify_assets.transforms import gold
+from spotify_assets.transforms import expectations, gold
 
 DIMENSIONS = ("dim_user", "dim_artist", "dim_track")
 
 
+def quarantine_entity(entity: str) -> str:
+    return f"{entity}_quarantine"
+
+
+def write_quarantine(
+    session: SparkSession,
+    lakehouse: Lakehouse,
+    entity: str,
+    rows: DataFrame,
+    window: delta.Window | None = None,
+) -> None:
+    """Rows dropped by a rule, kept with the rules they failed; rebuilt with the table, so a
+    re-run after a fix moves fixed rows back. Written once anything was ever quarantined."""
+    path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
+    if window is None:
+        if delta.exists(session, path) or not rows.isEmpty():
+            delta.overwrite(rows, path)
+    elif delta.exists(session, path):
+        delta.replace_window(rows, path, window)
+    elif not rows.isEmpty():
+        delta.overwrite(rows, path)
+
+
+def version_changes(
+    session: SparkSession, path: str, surrogate: str, before: int | None
+) -> tuple[int, int]:
+    """Versions this materialisation opened, and versions it closed (current before, not now)."""
+    now = delta.read(session, path).select(surrogate, "__END_AT")
+    if before is None:
+        return now.where(F.col(surrogate) != gold.UNKNOWN_SK).count(), 0
+    old = session.read.format("delta").option("versionAsOf", before).load(path)
+    old = old.select(surrogate, F.col("__END_AT").alias("_old_end"))
+    opened = now.join(old, surrogate, "left_anti").where(F.col(surrogate) != gold.UNKNOWN_SK)
+    closed = now.join(old, surrogate).where("_old_end IS NULL AND __END_AT IS NOT NULL")
+    return opened.count(), closed.count()
+
+
 def build_gold_dimension(entity: str) -> AssetsDefinition:
+    config = gold.SCD2[entity]
+    key = AssetKey([Layer.GOLD.value, entity])
+    surrogate = GOLD_KEYS[entity][1]
+    assert surrogate is not None
+
     @asset(
-        key=AssetKey([Layer.GOLD.value, entity]),
+        key=key,
         group_name=Layer.GOLD.value,
         deps=[AssetKey([Layer.SILVER.value, versions_entity(entity)])],
         backfill_policy=BackfillPolicy.single_run(),  # lets `dg launch --partition-range` run it
         kinds={"spark", "delta"},
+        check_specs=quality.check_specs(key, entity),
         description=(
-            f"The `{entity}` dimension with its history (SCD Type 2): one row per version, "
-            "valid over [__START_AT, __END_AT), with a surrogate key per version."
+            f"The `{entity}` dimension with its history (SCD Type 2, tracking "
+            f"{', '.join(config.track) if config.track else 'every attribute'}): one row per "
+            "version, valid over [__START_AT, __END_AT), a surrogate key per version, and the "
+            f"unknown member ({surrogate} = -1)."
         ),
     )
     def _gold_dim(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
         session = spark.session(context.log)
-        versions = delta.read(session, lakehouse.path(Layer.SILVER, versions_entity(entity)))
+        events = delta.read(session, lakehouse.path(Layer.SILVER, versions_entity(entity)))
+        checked = expectations.evaluate(
+            f"gold.{entity}", events, expectations.EXPECTATIONS[entity], config.key
+        )
+        history = gold.build_scd2(config, checked.clean, surrogate)
         path = lakehouse.path(Layer.GOLD, entity)
-        delta.overwrite(gold.build_scd2(entity, versions), path)
-        written = delta.read(session, path)
-        current = written.where("is_current").count()
+        before = as_of.table_version(session, path) if delta.exists(session, path) else None
+        delta.overwrite(gold.with_unknown_member(history, config.key, surrogate), path)
+        opened, closed = version_changes(session, path, surrogate, before)
+        write_quarantine(session, lakehouse, entity, checked.quarantine)
+        written = delta.read(session, path).where(F.col(surrogate) != gold.UNKNOWN_SK)
+        totals = written.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col("is_current").cast("int")).alias("current"),
+        ).first()
+        assert totals is not None
+        dropped = quality.dropped_by_rule(checked.outcomes)
         return MaterializeResult(
-            metadata=table_metadata(written.schema, written.count(), path, current_rows=current)
+            metadata=table_metadata(
+                written.schema,
+                int(totals["rows"]),
+                path,
+                current_rows=int(totals["current"] or 0),
+                closed_versions=int(totals["rows"]) - int(totals["current"] or 0),
+                versions_opened=opened,
+                versions_closed=closed,
+                tracked_columns=list(config.track or ["every attribute"]),
+                rows_quarantined=sum(dropped.values()),
+                rows_dropped_per_rule=dropped,
+            ),
+            check_results=quality.check_results(checked.outcomes),
         )
 
     return _gold_dim
 
 
+DIM_DATE = AssetKey([Layer.GOLD.value, "dim_date"])
+
+
 @asset(
-    key=AssetKey([Layer.GOLD.value, "dim_date"]),
+    key=DIM_DATE,
     group_name=Layer.GOLD.value,
-    deps=[AssetKey([Layer.SILVER.value, "dim_date"])],
+    deps=[AssetKey([Layer.SILVER.value, e]) for e in ("dim_date", "fact_stream")],
     backfill_policy=BackfillPolicy.single_run(),  # lets `dg launch --partition-range` run it
     kinds={"spark", "delta"},
-    description="The calendar, with quarter and is_weekend.",
+    check_specs=quality.check_specs(DIM_DATE, "dim_date"),
+    description=(
+        "The calendar: the original's columns plus quarter and is_weekend, covering every date "
+        "a stream falls on (dates the source's calendar lacks are generated)."
+    ),
 )
 def gold_dim_date(
     context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
 ) -> MaterializeResult:
     session = spark.session(context.log)
     silver = delta.read(session, lakehouse.path(Layer.SILVER, "dim_date"))
+    checked = expectations.evaluate(
+        "gold.dim_date", silver, expectations.EXPECTATIONS["dim_date"], "date_key"
+    )
     path = lakehouse.path(Layer.GOLD, "dim_date")
-    delta.overwrite(gold.build_dim_date(silver), path)
+    streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream"))
+    delta.overwrite(gold.build_dim_date(checked.clean, streams), path)
+    write_quarantine(session, lakehouse, "dim_date", checked.quarantine)
     written = delta.read(session, path)
-    return MaterializeResult(metadata=table_metadata(written.schema, written.count(), path))
+    dropped = quality.dropped_by_rule(checked.outcomes)
+    return MaterializeResult(
+        metadata=table_metadata(
+            written.schema,
+            written.count(),
+            path,
+            rows_quarantined=sum(dropped.values()),
+            rows_dropped_per_rule=dropped,
+        ),
+        check_results=quality.check_results(checked.outcomes),
+    )
 
 
 # How the fact reaches each dimension, for rebuilding windows when a dimension changes later.
@@ -81,11 +175,16 @@ AS_OF_DIMENSIONS = [
 ]  # fmt: skip
 
 
+FACT = AssetKey([Layer.GOLD.value, "fact_stream"])
+RULES = expectations.EXPECTATIONS["fact_stream"]
+
+
 def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition:
     source = SOURCE_BY_ENTITY["fact_stream"]
 
     @asset(
-        key=AssetKey([Layer.GOLD.value, "fact_stream"]),
+        key=FACT,
+        check_specs=quality.check_specs(FACT, "fact_stream"),
         group_name=Layer.GOLD.value,
         deps=[
             AssetKey([Layer.SILVER.value, "fact_stream"]),
@@ -109,6 +208,23 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         paths = {d["view"]: lakehouse.path(Layer.GOLD, d["view"]) for d in AS_OF_DIMENSIONS}
         dims = {view: delta.read(session, p) for view, p in paths.items()}
         path = lakehouse.path(Layer.GOLD, "fact_stream")
+        outcomes: list[list[expectations.Outcome]] = []
+        built: list[DataFrame] = []
+
+        def checked_window(span: delta.Window) -> DataFrame:
+            """A window's fact rows after the expectations; its quarantine written beside."""
+            fact = gold.build_fact_stream(
+                streams.where(span.predicate()),
+                dims["dim_user"],
+                dims["dim_track"],
+                dims["dim_artist"],
+            ).persist()  # evaluated by the rules, then written: computed once
+            built.append(fact)
+            checked = expectations.evaluate("gold.fact_stream", fact, RULES, "stream_id")
+            write_quarantine(session, lakehouse, "fact_stream", checked.quarantine, span)
+            outcomes.append(checked.outcomes)
+            return checked.clean
+
         stale = as_of.write_windows(
             session,
             path,
@@ -118,18 +234,17 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
             AS_OF_DIMENSIONS,
             paths,
             dims.__getitem__,
-            lambda span: gold.build_fact_stream(
-                streams.where(span.predicate()),
-                dims["dim_user"],
-                dims["dim_track"],
-                dims["dim_artist"],
-            ),
+            checked_window,
         )
+        for frame in built:
+            frame.unpersist()
         if stale:
             context.log.info(
                 f"gold.fact_stream: rebuilt {len(stale)} other window(s) whose dimension "
                 f"versions changed since they were built: {[str(d) for d in stale]}"
             )
+        combined = quality.combine(outcomes)
+        dropped = quality.dropped_by_rule(combined)
         written = delta.read(session, path)
         in_window = written.where(window.predicate())
         unresolved = in_window.where("user_sk = -1 OR track_sk = -1 OR artist_sk = -1").count()
@@ -140,8 +255,11 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
                 path,
                 unresolved_keys=unresolved,
                 windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
+                rows_quarantined=sum(dropped.values()),
+                rows_dropped_per_rule=dropped,
                 **{"dagster/partition_row_count": in_window.count()},
-            )
+            ),
+            check_results=quality.check_results(combined),
         )
 
     return _fact_stream

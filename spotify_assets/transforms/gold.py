@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-
-from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY
 
 UNKNOWN_SK = -1
 
@@ -15,33 +15,116 @@ def surrogate_key(*columns: str) -> F.Column:
     return F.xxhash64(*[F.col(c).cast("string") for c in columns])
 
 
-def build_scd2(entity: str, versions: DataFrame) -> DataFrame:
-    """Type 2 history: one row per version, valid over [__START_AT, __END_AT).
+@dataclass(frozen=True)
+class Scd2:
+    """How a dimension keeps history, with AUTO CDC's meanings.
 
-    Recomputed from every version silver holds, so it is the same whatever order the versions
-    arrived in. Every column is tracked for now; the gold issue adds tracked/untracked columns.
+    `track` names the columns whose change opens a new version (None: every attribute but the
+    key and the sequence); a change in other columns only updates the version it falls in.
+    `deletes` is a SQL condition that marks an event as a delete (it closes the current
+    version); None when the source does not signal deletes, as the tutorial's does not.
     """
-    key, sk = GOLD_KEYS[entity]
-    assert sk is not None, f"{entity} has no surrogate key"
-    sequence = SOURCE_BY_ENTITY[entity].watermark
-    attributes = [c for c in versions.columns if not c.startswith("_")]
-    by_key = Window.partitionBy(key).orderBy(sequence)
-    return versions.select(
-        surrogate_key(key, sequence).alias(sk),
-        *attributes,
-        F.col(sequence).alias("__START_AT"),
-        F.lead(sequence).over(by_key).alias("__END_AT"),
-    ).withColumn("is_current", F.col("__END_AT").isNull())
+
+    entity: str
+    key: str
+    sequence: str
+    track: tuple[str, ...] | None = None
+    deletes: str | None = None
 
 
-def build_dim_date(silver: DataFrame) -> DataFrame:
-    return silver.select(
-        "date_key",
-        "date",
-        "day",
-        "month",
-        "year",
-        "weekday",
+SCD2: dict[str, Scd2] = {
+    "dim_user": Scd2("dim_user", "user_id", "updated_at", track=("subscription_type", "country")),
+    "dim_artist": Scd2("dim_artist", "artist_id", "updated_at", track=("genre", "country")),
+    "dim_track": Scd2("dim_track", "track_id", "updated_at"),
+}
+
+
+class InvalidChangeEvents(ValueError):
+    """Events with a NULL key or sequence: AUTO CDC rejects them, so do we."""
+
+
+def build_scd2(config: Scd2, events: DataFrame, surrogate: str) -> DataFrame:
+    """Type 2 history from every change event of a dimension: one row per version, valid over
+    [__START_AT, __END_AT), recomputed per key in sequence order, so the result is the same
+    whatever order the events arrived in. Events must be unique per (key, sequence) (silver's
+    change log is). Consecutive events with the same tracked values form one version, whose
+    untracked columns take the values of its last event."""
+    key, seq = config.key, config.sequence
+    invalid = events.where(F.col(key).isNull() | F.col(seq).isNull()).count()
+    if invalid:
+        raise InvalidChangeEvents(
+            f"gold.{config.entity}: {invalid} change event(s) with a NULL {key} or {seq}; "
+            "an event needs both to take its place in the history"
+        )
+    attributes = [c for c in events.columns if not c.startswith("_") and c not in (key, seq)]
+    tracked = list(config.track) if config.track is not None else attributes
+    deleted = F.expr(config.deletes) if config.deletes else F.lit(False)
+    order = Window.partitionBy(key).orderBy(seq)
+    marked = events.withColumn("_delete", F.coalesce(deleted, F.lit(False)))
+    changed = F.lit(False)
+    for column in tracked:
+        changed = changed | ~F.col(column).eqNullSafe(F.lag(column).over(order))
+    opens = (
+        F.lag(seq).over(order).isNull()  # a key's first event
+        | F.col("_delete")
+        | F.lag("_delete").over(order)  # the key comes back after a delete
+        | changed
+    )
+    grouped = marked.withColumn("_opens", opens.cast("int")).withColumn(
+        "_version", F.sum("_opens").over(order.rowsBetween(Window.unboundedPreceding, 0))
+    )
+    last = F.struct(*[F.col(c) for c in (seq, *attributes)])
+    versions = grouped.groupBy(key, "_version").agg(
+        F.min(seq).alias("__START_AT"),
+        F.max_by(last, F.col(seq)).alias("_last"),
+        F.max("_delete").alias("_is_delete"),
+    )
+    by_start = Window.partitionBy(key).orderBy("__START_AT")
+    history = versions.withColumn("__END_AT", F.lead("__START_AT").over(by_start)).where(
+        ~F.col("_is_delete")
+    )
+    return history.select(
+        surrogate_key(key, "__START_AT").alias(surrogate),
+        key,
+        *[F.col(f"_last.{c}").alias(c) for c in attributes],
+        F.col(f"_last.{seq}").alias(seq),
+        "__START_AT",
+        "__END_AT",
+        F.col("__END_AT").isNull().alias("is_current"),
+    )
+
+
+def with_unknown_member(history: DataFrame, key: str, surrogate: str) -> DataFrame:
+    """The row facts point to when their key is unknown: surrogate -1, key -1, no attributes."""
+    values = {surrogate: UNKNOWN_SK, key: -1, "is_current": True}
+    unknown = history.limit(0).unionByName(
+        history.sparkSession.createDataFrame(
+            [tuple(values.get(f.name) for f in history.schema.fields)], history.schema
+        )
+    )
+    return history.unionByName(unknown)
+
+
+def build_dim_date(silver: DataFrame, stream_times: DataFrame) -> DataFrame:
+    """The source's calendar, plus a generated row for every date a stream falls on that the
+    calendar lacks, so every fact's date_key joins."""
+    calendar = silver.select("date_key", "date", "day", "month", "year", "weekday")
+    missing = (
+        stream_times.select(F.to_date("stream_timestamp").alias("date"))
+        .where(F.col("date").isNotNull())
+        .distinct()
+        .join(calendar.select("date"), "date", "left_anti")
+        .select(
+            F.date_format("date", "yyyyMMdd").cast("int").alias("date_key"),
+            "date",
+            F.dayofmonth("date").alias("day"),
+            F.month("date").alias("month"),
+            F.year("date").alias("year"),
+            F.date_format("date", "EEEE").alias("weekday"),
+        )
+    )
+    return calendar.unionByName(missing).select(
+        "*",
         F.quarter("date").alias("quarter"),
         F.dayofweek("date").isin(1, 7).alias("is_weekend"),
     )
