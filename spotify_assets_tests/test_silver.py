@@ -170,3 +170,19 @@ def test_schema_history_survives_a_reload_and_names_a_corrupt_file(tmp_path):
         schema_history.SchemaHistoryCorrupt, match=r"silver\.fact_stream is corrupt"
     ):
         schema_history.load(path, "fact_stream")
+
+
+def test_a_window_written_by_an_older_schema_takes_the_new_columns(spark, tmp_path):
+    """Upgrading: a table written before `_rescued_data` existed gets it on the next window."""
+    path = str(tmp_path / "streams")
+    spark.createDataFrame([(1, T1)], "stream_id long, stream_timestamp timestamp").write.format(
+        "delta"
+    ).save(path)
+    newer = spark.createDataFrame(
+        [(2, T2, '{"x":"1"}')], "stream_id long, stream_timestamp timestamp, _rescued_data string"
+    )
+    delta.replace_window(newer, path, delta.Window("stream_timestamp", T2, datetime(2026, 1, 3)))
+    assert sorted(tuple(r) for r in delta.read(spark, path).collect()) == [
+        (1, T1, None),
+        (2, T2, '{"x":"1"}'),
+    ]

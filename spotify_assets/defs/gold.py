@@ -57,6 +57,8 @@ def version_changes(
     if before is None:
         return now.where(F.col(surrogate) != gold.UNKNOWN_SK).count(), 0
     old = session.read.format("delta").option("versionAsOf", before).load(path)
+    if "__END_AT" not in old.columns:  # written by an older version of this code: all is new
+        return now.where(F.col(surrogate) != gold.UNKNOWN_SK).count(), 0
     old = old.select(surrogate, F.col("__END_AT").alias("_old_end"))
     opened = now.join(old, surrogate, "left_anti").where(F.col(surrogate) != gold.UNKNOWN_SK)
     closed = now.join(old, surrogate).where("_old_end IS NULL AND __END_AT IS NOT NULL")

@@ -69,10 +69,6 @@ class Conforming:
     def frame(self) -> DataFrame:
         return self.result.frame.drop(IGNORED_VALUES)
 
-    @property
-    def schema_changed(self) -> bool:
-        return bool(self.result.columns_added)
-
     def save_history(self) -> None:
         """After the write: the history says what the table holds."""
         schema_history.save(self.history_path, self.history)
@@ -231,7 +227,7 @@ def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
         conforming.log(context)
         path = lakehouse.path(Layer.SILVER, "fact_stream")
         refined = latest_per_key(conforming.frame, source)
-        delta.replace_window(refined, path, window, merge_schema=conforming.schema_changed)
+        delta.replace_window(refined, path, window)
         conforming.save_history()
         in_window = delta.read(session, path).where(window.predicate())
         rows = in_window.count()

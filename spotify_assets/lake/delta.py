@@ -120,12 +120,16 @@ def insert_new_versions(
     return (int(row["num_inserted_rows"]) if row is not None else 0), change
 
 
-def replace_window(df: DataFrame, path: str, window: Window, merge_schema: bool = False) -> None:
-    """Replace the rows of `window` atomically; `merge_schema` lets new columns join the table."""
-    writer = df.write.format("delta").mode("overwrite").option("replaceWhere", window.predicate())
-    if merge_schema:
-        writer = writer.option("mergeSchema", "true")
-    writer.save(path)
+def replace_window(df: DataFrame, path: str, window: Window) -> None:
+    """Replace the rows of `window` atomically. Columns `df` has and the table lacks join the
+    table (a new source column, or a table written by an older version of this code)."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", window.predicate())
+        .option("mergeSchema", "true")
+        .save(path)
+    )
 
 
 def last_commit_rows(spark: SparkSession, path: str) -> int:
