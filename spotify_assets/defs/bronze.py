@@ -98,16 +98,20 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: object) -> bool:
+        """Wait for room unless the consumer stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     break
             outcome: object = _DONE
         except BaseException as error:  # handed to the consumer, raised there
@@ -116,12 +120,7 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
-        while not stop.is_set():
-            try:
-                buffer.put(outcome, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        put(outcome)
 
     producer = threading.Thread(target=produce, name="source-reader", daemon=True)
     producer.start()

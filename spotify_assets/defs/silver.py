@@ -87,8 +87,11 @@ class Conforming:
         if r.columns_missing:
             context.log.warning(f"{table}: column(s) {r.columns_missing} not in bronze: NULL")
 
-    def metadata(self, written: DataFrame, rows_written: int, path: str, **extra: Any) -> dict:
-        rescued = written.where(F.col(RESCUED).isNotNull()).count()
+    def metadata(self, written: DataFrame, path: str, **extra: Any) -> dict:
+        """What a materialisation wrote (`written`: its rows), counted in one Spark job."""
+        totals = written.agg(F.count(F.lit(1)), F.count(RESCUED)).first()
+        assert totals is not None
+        rows_written, rescued = int(totals[0]), int(totals[1])
         r = self.result
         return table_metadata(
             written.schema,
@@ -171,10 +174,7 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
         for key, _, table in outputs:
             path = lakehouse.path(Layer.SILVER, table)
             written = delta.read(session, path)
-            rows = written.count()
-            yield MaterializeResult(
-                asset_key=key, metadata=conforming.metadata(written, rows, path)
-            )
+            yield MaterializeResult(asset_key=key, metadata=conforming.metadata(written, path))
 
     return _silver
 
@@ -198,7 +198,7 @@ def build_silver_dim_date() -> AssetsDefinition:
         delta.overwrite(latest_per_key(conforming.frame, conforming.contract), path)
         conforming.save_history()
         written = delta.read(session, path)
-        return MaterializeResult(metadata=conforming.metadata(written, written.count(), path))
+        return MaterializeResult(metadata=conforming.metadata(written, path))
 
     return _silver_dim_date
 
@@ -230,12 +230,9 @@ def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
         delta.replace_window(refined, path, window)
         conforming.save_history()
         in_window = delta.read(session, path).where(window.predicate())
-        rows = in_window.count()
-        return MaterializeResult(
-            metadata=conforming.metadata(
-                in_window, rows, path, **{"dagster/partition_row_count": rows}
-            )
-        )
+        metadata = conforming.metadata(in_window, path)
+        metadata["dagster/partition_row_count"] = metadata["rows_written"]
+        return MaterializeResult(metadata=metadata)
 
     return _silver_streams
 
