@@ -33,6 +33,22 @@ STATEMENTS = {
         has_end=True,
         evolve_schema=False,
     ),
+    "sync_table_with_a_new_column": lambda: render(
+        "sync_table.sql.j2",
+        target="/lake/silver/dim_user_versions",
+        source="synced_rows",
+        keys=["user_id", "updated_at"],
+        columns=["user_name", "country", "subscription_type", "_ingested_at"],
+        added=["popularity"],
+        evolve_schema=True,
+    ),
+    "merge_history": lambda: render(
+        "merge_history.sql.j2",
+        target="/lake/gold/dim_user",
+        source="changed_history",
+        surrogate="user_sk",
+        columns=["user_sk", "user_id", "subscription_type", "__START_AT", "__END_AT", "is_current"],
+    ),
     "insert_new_versions_with_new_columns": lambda: render(
         "insert_new_versions.sql.j2",
         target="/lake/bronze/dim_user",

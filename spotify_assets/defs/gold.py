@@ -7,10 +7,12 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    Config,
     MaterializeResult,
     PartitionsDefinition,
     asset,
 )
+from pydantic import Field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -18,7 +20,7 @@ from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs import quality
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.silver import versions_entity
-from spotify_assets.lake import as_of, delta
+from spotify_assets.lake import as_of, delta, scd2_merge
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import expectations, gold
@@ -49,6 +51,35 @@ def write_quarantine(
         delta.overwrite(rows, path)
 
 
+def replace_quarantined_keys(
+    session: SparkSession,
+    lakehouse: Lakehouse,
+    entity: str,
+    rows: DataFrame,
+    keys: DataFrame,
+    key: str,
+) -> None:
+    """The quarantine's rows of the changed keys, replaced by their new verdicts."""
+    path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
+    if not delta.exists(session, path):
+        if not rows.isEmpty():
+            delta.overwrite(rows, path)
+        return
+    held = delta.read(session, path)
+    if rows.isEmpty() and scd2_merge.among(held, keys, key).isEmpty():
+        return  # none of the changed keys was or is quarantined
+    kept = scd2_merge.among(held, keys, key, "left_anti")
+    delta.overwrite(kept.unionByName(rows, allowMissingColumns=True), path)
+
+
+class HistoryConfig(Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the whole history from the change log instead of following the "
+        "keys that changed since the last build.",
+    )
+
+
 def version_changes(
     session: SparkSession, path: str, surrogate: str, before: int | None
 ) -> tuple[int, int]:
@@ -66,7 +97,7 @@ def version_changes(
 
 
 def build_gold_dimension(entity: str) -> AssetsDefinition:
-    config = gold.SCD2[entity]
+    scd2 = gold.SCD2[entity]
     key = AssetKey([Layer.GOLD.value, entity])
     surrogate = GOLD_KEYS[entity][1]
     assert surrogate is not None
@@ -80,42 +111,67 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         check_specs=quality.check_specs(key, entity),
         description=(
             f"The `{entity}` dimension with its history (SCD Type 2, tracking "
-            f"{', '.join(config.track) if config.track else 'every attribute'}): one row per "
+            f"{', '.join(scd2.track) if scd2.track else 'every attribute'}): one row per "
             "version, valid over [__START_AT, __END_AT), a surrogate key per version, and the "
-            f"unknown member ({surrogate} = -1)."
+            f"unknown member ({surrogate} = -1). Runs recompute only the keys whose change "
+            "events changed; `full_refresh: true` rebuilds the whole history."
         ),
     )
     def _gold_dim(
-        context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+        context: AssetExecutionContext,
+        config: HistoryConfig,
+        spark: SparkResource,
+        lakehouse: Lakehouse,
     ) -> MaterializeResult:
         session = spark.session(context.log)
-        events = delta.read(session, lakehouse.path(Layer.SILVER, versions_entity(entity)))
-        checked = expectations.evaluate(
-            f"gold.{entity}", events, expectations.EXPECTATIONS[entity], config.key
-        )
-        history = gold.build_scd2(config, checked.clean, surrogate)
+        log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
         path = lakehouse.path(Layer.GOLD, entity)
-        before = as_of.table_version(session, path) if delta.exists(session, path) else None
-        delta.overwrite(gold.with_unknown_member(history, config.key, surrogate), path)
-        opened, closed = version_changes(session, path, surrogate, before)
-        write_quarantine(session, lakehouse, entity, checked.quarantine)
-        written = delta.read(session, path).where(F.col(surrogate) != gold.UNKNOWN_SK)
-        totals = written.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum(F.col("is_current").cast("int")).alias("current"),
-        ).first()
-        assert totals is not None
+        events = delta.read(session, log_path)
+        depends_on = scd2_merge.fingerprint(
+            scd2, expectations.EXPECTATIONS[entity], surrogate, events.schema.simpleString()
+        )
+        plan = scd2_merge.plan(session, log_path, path, scd2.key, depends_on, config.full_refresh)
+        if not plan.full:
+            assert plan.keys is not None
+            # Few events: keep them, so the rules and the history do not re-read the log.
+            events = scd2_merge.among(events, plan.keys, scd2.key).persist()
+        how = "rebuilding the whole history" if plan.full else "following changed keys"
+        context.log.info(f"gold.{entity}: {how} ({plan.reason})")
+        checked = expectations.evaluate(
+            f"gold.{entity}", events, expectations.EXPECTATIONS[entity], scd2.key
+        )
+        history = gold.build_scd2(scd2, checked.clean, surrogate)
+        if plan.full:
+            before = delta.table_version(session, path) if delta.exists(session, path) else None
+            unknown = gold.unknown_member(history, scd2.key, surrogate)
+            totals = scd2_merge.write_full(session, history, unknown, path, plan)
+            opened, closed = version_changes(session, path, surrogate, before)
+            write_quarantine(session, lakehouse, entity, checked.quarantine)
+            keys_changed: int | None = None
+        else:
+            assert plan.keys is not None
+            applied = scd2_merge.merge_changes(session, history, path, plan, scd2.key, surrogate)
+            opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
+            totals = applied.totals
+            replace_quarantined_keys(
+                session, lakehouse, entity, checked.quarantine, plan.keys, scd2.key
+            )
+        events.unpersist()
         dropped = quality.dropped_by_rule(checked.outcomes)
         return MaterializeResult(
             metadata=table_metadata(
-                written.schema,
-                int(totals["rows"]),
+                history.schema,
+                totals.rows,
                 path,
-                current_rows=int(totals["current"] or 0),
-                closed_versions=int(totals["rows"]) - int(totals["current"] or 0),
+                current_rows=totals.current,
+                closed_versions=totals.rows - totals.current,
                 versions_opened=opened,
                 versions_closed=closed,
-                tracked_columns=list(config.track or ["every attribute"]),
+                build="full" if plan.full else "changed keys",
+                build_reason=plan.reason,
+                keys_changed=keys_changed,
+                change_log_version=plan.source_version,
+                tracked_columns=list(scd2.track or ["every attribute"]),
                 rows_quarantined=sum(dropped.values()),
                 rows_dropped_per_rule=dropped,
             ),

@@ -3,6 +3,8 @@
 - Dimensions are recomputed whole from bronze into `<entity>_versions` (every distinct version:
   the change log gold's history is built from) and `<entity>` (the current version per key). A
   recompute reads every version bronze holds, so re-runs, in any order, give the same tables.
+  The change log is synced by a MERGE that touches only the versions that differ, so its change
+  data feed tells gold exactly which keys changed.
 - `dim_date` likewise, one row per date_key.
 - `fact_stream` follows bronze's daily windows; each window is replaced atomically.
 - `streams_enriched`: each window's streams joined as-of to the dimension versions, by the SQL
@@ -33,7 +35,7 @@ from pyspark.sql import functions as F
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs.bronze import source_window
-from spotify_assets.lake import as_of, delta
+from spotify_assets.lake import as_of, change_log, delta
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.lineage import column_lineage
 from spotify_assets.resources import Lakehouse, SparkResource
@@ -164,17 +166,26 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
         conforming = conform_bronze(session, lakehouse, entity)
         conforming.log(context)
         frame, contract = conforming.frame, conforming.contract
-        outputs = (
-            (versions_key, versions(frame, contract), versions_entity(entity)),
-            (current_key, latest_per_key(frame, contract), entity),
+        log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
+        synced = change_log.sync(
+            session, versions(frame, contract), log_path, [contract.key, contract.sequence]
         )
-        for _, frame, table in outputs:
-            delta.overwrite(frame, lakehouse.path(Layer.SILVER, table))
+        current_path = lakehouse.path(Layer.SILVER, entity)
+        delta.overwrite(latest_per_key(frame, contract), current_path)
         conforming.save_history()
-        for key, _, table in outputs:
-            path = lakehouse.path(Layer.SILVER, table)
+        log_changes = {
+            "versions_inserted": synced.inserted,
+            "versions_updated": synced.updated,
+            "versions_deleted": synced.deleted,
+        }
+        for key, path, extra in (
+            (versions_key, log_path, log_changes),
+            (current_key, current_path, {}),
+        ):
             written = delta.read(session, path)
-            yield MaterializeResult(asset_key=key, metadata=conforming.metadata(written, path))
+            yield MaterializeResult(
+                asset_key=key, metadata=conforming.metadata(written, path, **extra)
+            )
 
     return _silver
 

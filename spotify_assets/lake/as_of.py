@@ -17,13 +17,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.ingestion.windows import days, ranges
-from spotify_assets.lake import delta
+from spotify_assets.lake import change_log, delta
 from spotify_assets.lake.delta import Window
 from spotify_assets.lake.documents import write_json_atomically
 
@@ -52,16 +51,15 @@ def save(path: Path, state: AsOfState) -> None:
     write_json_atomically(path, {"windows": state.windows})
 
 
-def table_version(spark: SparkSession, path: str) -> int:
-    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
-    return int(row["version"]) if row is not None else -1
-
-
 def changed_keys(
     spark: SparkSession, path: str, key: str, since: int, now: int
 ) -> DataFrame | None:
-    """Keys whose versions differ between Delta versions `since` and `now` of a change log
+    """Keys whose versions differ between Delta versions `since` and `now` of a change log:
+    from its change data feed when the feed can tell, else by comparing the two snapshots
     (ingestion columns aside); None if `since` can no longer be read (vacuumed)."""
+    fed = change_log.changed_keys(spark, path, key, since, now)
+    if fed is not None:
+        return fed
     try:
         old = spark.read.format("delta").option("versionAsOf", since).load(path)
         old.schema  # noqa: B018 - resolves the snapshot, failing here if it is gone
@@ -151,7 +149,7 @@ def write_windows(
     changed since it was built; record what each was built from. Returns the other windows."""
     assert isinstance(run.start, datetime) and isinstance(run.end, datetime)
     state = load(state_path)
-    now = {d["view"]: table_version(spark, paths[d["view"]]) for d in dimensions}
+    now = {d["view"]: delta.table_version(spark, paths[d["view"]]) for d in dimensions}
     run_days = days(run.start.date(), run.end.date())
     if state is None:  # no record of how the table was built: rebuild everything it holds
         state = AsOfState()

@@ -132,6 +132,11 @@ def replace_window(df: DataFrame, path: str, window: Window) -> None:
     )
 
 
+def table_version(spark: SparkSession, path: str) -> int:
+    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+    return int(row["version"]) if row is not None else -1
+
+
 def last_commit_rows(spark: SparkSession, path: str) -> int:
     """Rows the table's latest commit wrote, from Delta's operation metrics (no second scan)."""
     row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()

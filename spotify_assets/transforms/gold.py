@@ -94,15 +94,16 @@ def build_scd2(config: Scd2, events: DataFrame, surrogate: str) -> DataFrame:
     )
 
 
-def with_unknown_member(history: DataFrame, key: str, surrogate: str) -> DataFrame:
+def unknown_member(history: DataFrame, key: str, surrogate: str) -> DataFrame:
     """The row facts point to when their key is unknown: surrogate -1, key -1, no attributes."""
     values = {surrogate: UNKNOWN_SK, key: -1, "is_current": True}
-    unknown = history.limit(0).unionByName(
-        history.sparkSession.createDataFrame(
-            [tuple(values.get(f.name) for f in history.schema.fields)], history.schema
-        )
+    return history.sparkSession.createDataFrame(
+        [tuple(values.get(f.name) for f in history.schema.fields)], history.schema
     )
-    return history.unionByName(unknown)
+
+
+def with_unknown_member(history: DataFrame, key: str, surrogate: str) -> DataFrame:
+    return history.unionByName(unknown_member(history, key, surrogate))
 
 
 def build_dim_date(silver: DataFrame, stream_times: DataFrame) -> DataFrame:

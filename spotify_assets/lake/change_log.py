@@ -1,0 +1,165 @@
+"""Tables whose cost follows what changed: Delta's change data feed, and state kept in commits.
+
+- `sync`: make a table equal to a recomputed frame with one MERGE that touches only the rows
+  that differ, so the change data feed (CDF) records exactly the real changes.
+- `changed_keys`: the keys whose rows changed between two table versions, read from the CDF
+  (no scan of the table); None when the feed cannot say (not enabled then, vacuumed, or a
+  wholesale overwrite in the range), and the caller falls back to a full recompute.
+- `recorded` / `recording`: what a derived table was built from (e.g. the source version it
+  consumed), stored as the `userMetadata` of the very commit that wrote it, so the table and its
+  record can never disagree after a crash.
+
+Tables written here carry deletion vectors, so a MERGE that changes a few rows in many files
+marks them instead of rewriting the files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException, IllegalArgumentException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spotify_assets.lake import delta
+from spotify_assets.sql import delta_table, render
+
+PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+# Operations after which the feed holds exactly the rows that changed. Anything else in a range
+# (an overwrite, a restore) and the caller recomputes everything.
+_FEED_EXACT = {"MERGE", "UPDATE", "DELETE", "SET TBLPROPERTIES", "OPTIMIZE", "VACUUM START",
+               "VACUUM END"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    inserted: int
+    updated: int
+    deleted: int
+
+
+def ensure_properties(spark: SparkSession, path: str) -> None:
+    """Turn on the change data feed and deletion vectors (tables written by older code)."""
+    current = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    have = (current["properties"] or {}) if current is not None else {}
+    missing = {k: v for k, v in PROPERTIES.items() if have.get(k) != v}
+    if missing:
+        assignments = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())  # constants
+        spark.sql(f"ALTER TABLE {delta_table(path)} SET TBLPROPERTIES ({assignments})")
+
+
+def create(df: DataFrame, path: str) -> None:
+    """A new table with the change data feed and deletion vectors on."""
+    writer = df.write.format("delta").mode("errorifexists")
+    for name, value in PROPERTIES.items():
+        writer = writer.option(name, value)
+    writer.save(path)
+
+
+def sync(
+    spark: SparkSession, df: DataFrame, path: str, keys: list[str], view: str = "synced_rows"
+) -> SyncCounts:
+    """Make the table at `path` hold exactly `df` (unique on `keys`): insert new rows, update
+    rows whose values differ, delete rows `df` lacks; unchanged rows are not touched."""
+    if not delta.exists(spark, path):
+        create(df, path)
+        return SyncCounts(delta.last_commit_rows(spark, path), 0, 0)
+    ensure_properties(spark, path)
+    df, change = delta.align_schema(spark, df, path)
+    df.createOrReplaceTempView(view)
+    try:
+        row = (
+            render(
+                "sync_table.sql.j2",
+                target=path,
+                source=view,
+                keys=keys,
+                columns=[c for c in df.columns if c not in keys and c not in change.added],
+                added=list(change.added),
+                evolve_schema=bool(change.added),
+            )
+            .run(spark)
+            .first()
+        )
+    finally:
+        spark.catalog.dropTempView(view)
+    if row is None:
+        return SyncCounts(0, 0, 0)
+    return SyncCounts(
+        int(row["num_inserted_rows"]), int(row["num_updated_rows"]), int(row["num_deleted_rows"])
+    )
+
+
+def changed_keys(
+    spark: SparkSession, path: str, key: str, since: int, until: int
+) -> DataFrame | None:
+    """Distinct `key` values of the rows inserted, updated or deleted in versions (since, until],
+    from the change data feed; None when the feed cannot tell."""
+    if until <= since:
+        return spark.createDataFrame([], delta.read(spark, path).select(key).schema)
+    latest = delta.table_version(spark, path)
+    history = (
+        DeltaTable.forPath(spark, path)
+        .history(max(latest - since, 1))  # the commits after `since`, not the whole log
+        .where((F.col("version") > since) & (F.col("version") <= until))
+    )
+    operations = history.select("version", "operation", "operationParameters").collect()
+    if len(operations) != until - since:  # part of the log is gone
+        return None
+    for op in operations:
+        mode = (op["operationParameters"] or {}).get("mode")
+        appended = op["operation"] == "WRITE" and mode == "Append"
+        if op["operation"] not in _FEED_EXACT and not appended:
+            return None
+    try:
+        feed = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", since + 1)
+            .option("endingVersion", until)
+            .load(path)
+        )
+        feed.schema  # noqa: B018 - resolves the feed, failing here if it cannot be read
+    except (AnalysisException, IllegalArgumentException):
+        return None
+    return feed.select(key).distinct()
+
+
+def recorded(spark: SparkSession, path: str, name: str, within: int = 20) -> dict[str, Any] | None:
+    """The record `name` of the latest commit that carries one among the last `within`, or
+    None (the caller then rebuilds, and every build writes a record)."""
+    if not delta.exists(spark, path):
+        return None
+    rows = (
+        DeltaTable.forPath(spark, path)
+        .history(within)
+        .where(F.col("userMetadata").isNotNull())
+        .orderBy(F.col("version").desc())
+        .select("userMetadata")
+        .collect()
+    )
+    for row in rows:
+        try:
+            document = json.loads(row["userMetadata"])
+        except ValueError:
+            continue
+        if isinstance(document, dict) and isinstance(document.get(name), dict):
+            return document[name]
+    return None
+
+
+@contextmanager
+def recording(spark: SparkSession, name: str, record: dict[str, Any]) -> Iterator[None]:
+    """Commits made inside carry `{name: record}` as their userMetadata."""
+    spark.conf.set(USER_METADATA, json.dumps({name: record}, sort_keys=True))
+    try:
+        yield
+    finally:
+        spark.conf.unset(USER_METADATA)
