@@ -53,6 +53,7 @@ setup: $(INSTALLED) java jars dagster-home
 
 demo: setup
 	$(BIN)/spotify-lakehouse demo
+	$(BIN)/python -m spotify_assets_tests.spotify_demo
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

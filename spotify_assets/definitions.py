@@ -12,6 +12,11 @@ from spotify_assets.defs.jobs import LAKEHOUSE_JOB, build_daily_schedule, build_
 from spotify_assets.defs.partitions import daily_partitions
 from spotify_assets.defs.sensors import build_source_change_sensor
 from spotify_assets.defs.silver import build_silver_assets
+from spotify_assets.defs.spotify import (
+    build_spotify_assets,
+    build_spotify_job,
+    build_spotify_schedule,
+)
 from spotify_assets.ingestion.config import IngestionCatalog, load_catalog
 from spotify_assets.resources import build_resources
 from spotify_assets.settings import Settings, load_settings
@@ -29,18 +34,23 @@ def build_definitions(settings: Settings) -> Definitions:
     resources = build_resources(settings)
     catalog = ingestion_catalog(settings, resources)
     job = build_lakehouse_job()
+    spotify_job = build_spotify_job()
     return Definitions(
         assets=[
             *build_bronze_assets(partitions, catalog),
             *build_silver_assets(partitions),
             *build_gold_assets(partitions),
+            *build_spotify_assets(partitions),
         ],
         asset_checks=[
             *build_bronze_checks(catalog.tables, settings.start_date),
             *build_gold_key_checks(),
         ],
-        jobs=[job],
-        schedules=[build_daily_schedule(job, settings.daily_schedule_hour)],
+        jobs=[job, spotify_job],
+        schedules=[
+            build_daily_schedule(job, settings.daily_schedule_hour),
+            build_spotify_schedule(spotify_job, settings.daily_schedule_hour),
+        ],
         sensors=[
             build_source_change_sensor(
                 catalog.tables,

@@ -13,6 +13,7 @@ from spotify_assets.catalog import Layer, table_path
 from spotify_assets.settings import Settings
 from spotify_assets.source.resource import SourceDatabase
 from spotify_assets.spark.session import SparkOptions, get_session
+from spotify_assets.spotify.client import Capability, SpotifyClient
 
 
 class SparkResource(ConfigurableResource):
@@ -47,6 +48,36 @@ class Lakehouse(ConfigurableResource):
         return table_path(self.root, layer, entity)
 
 
+class SpotifyApi(ConfigurableResource):
+    """The Spotify Web API. Unconfigured (no client id or secret) in the embedded default: the
+    Spotify assets then skip with a message instead of failing."""
+
+    client_id: str = ""
+    client_secret: str = ""
+    capability: str = "auto"
+    api_url: str = "https://api.spotify.com/v1"
+    token_url: str = "https://accounts.spotify.com/api/token"
+    max_albums: int = 200
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id.strip() and self.client_secret.strip())
+
+    def client(self) -> SpotifyClient:
+        return SpotifyClient(
+            self.client_id,
+            self.client_secret,
+            capability=Capability(self.capability),
+            api_url=self.api_url,
+            token_url=self.token_url,
+        )
+
+
+def _env_var_if_set(name: str) -> Any:
+    """A Dagster EnvVar (never shown in the UI) when the variable is set, else empty."""
+    return EnvVar(name) if os.environ.get(name, "").strip() else ""
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     spark = SparkOptions.from_settings(settings)
     # The source URL may hold a password: pass it as an EnvVar so Dagster never shows its value.
@@ -65,4 +96,12 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             warehouse_dir=str(spark.warehouse_dir),
         ),
         "lakehouse": Lakehouse(root=settings.lakehouse_root),
+        "spotify": SpotifyApi(
+            client_id=_env_var_if_set("SPOTIFY_CLIENT_ID"),
+            client_secret=_env_var_if_set("SPOTIFY_CLIENT_SECRET"),
+            capability=settings.spotify_capability,
+            api_url=settings.spotify_api_url,
+            token_url=settings.spotify_token_url,
+            max_albums=settings.spotify_max_albums,
+        ),
     }

@@ -33,6 +33,10 @@ class Settings:
     maven_repository_url: str
     source_sensor_interval_seconds: int
     daily_schedule_hour: int
+    spotify_capability: str
+    spotify_api_url: str
+    spotify_token_url: str
+    spotify_max_albums: int
 
     @property
     def data_dir(self) -> Path:
@@ -58,6 +62,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "how often the source-change sensor compares the source with bronze",
     ),
     "DAILY_SCHEDULE_HOUR": ("1", "UTC hour at which the daily schedule runs the day that ended"),
+    "SPOTIFY_CLIENT_ID": ("", "Spotify app's client id; unset: the Spotify assets are skipped"),
+    "SPOTIFY_CLIENT_SECRET": ("", "Spotify app's client secret (read as a Dagster EnvVar)"),
+    "SPOTIFY_CAPABILITY": (
+        "auto",
+        "extended (new-releases, batch gets), development (search tag:new, single gets) or "
+        "auto (extended, falling back when refused)",
+    ),
+    "SPOTIFY_API_URL": ("https://api.spotify.com/v1", "Spotify Web API base URL"),
+    "SPOTIFY_TOKEN_URL": ("https://accounts.spotify.com/api/token", "Spotify token endpoint"),
+    "SPOTIFY_MAX_ALBUMS": ("200", "new-release albums fetched per day at most"),
 }
 
 
@@ -101,7 +115,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         maven_repository_url=_get(env, "MAVEN_REPOSITORY_URL").rstrip("/"),
         source_sensor_interval_seconds=interval,
         daily_schedule_hour=hour,
+        spotify_capability=_choice(env, "SPOTIFY_CAPABILITY", ("auto", "extended", "development")),
+        spotify_api_url=_get(env, "SPOTIFY_API_URL").rstrip("/"),
+        spotify_token_url=_get(env, "SPOTIFY_TOKEN_URL"),
+        spotify_max_albums=_whole_number(env, "SPOTIFY_MAX_ALBUMS", 1, 10_000),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    raw = _get(env, name).lower()
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(allowed)}")
+    return raw
 
 
 def _whole_number(env: Mapping[str, str], name: str, low: int, high: int) -> int:

@@ -77,7 +77,7 @@ def test_partitioned_assets_share_daily_partitions_from_the_start_date(tmp_path)
 def test_module_level_defs_load_with_zero_configuration():
     from spotify_assets.definitions import defs
 
-    assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 19
+    assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 25
 
 
 def test_every_asset_runs_a_range_as_one_run(tmp_path):
@@ -88,5 +88,5 @@ def test_every_asset_runs_a_range_as_one_run(tmp_path):
     policies = {
         key.to_user_string(): graph.get(key).backfill_policy for key in graph.get_all_asset_keys()
     }
-    assert len(policies) == 19
+    assert len(policies) == 25
     assert {k for k, p in policies.items() if p != BackfillPolicy.single_run()} == set()

@@ -11,5 +11,6 @@ def test_every_variable_is_in_the_readme_table_and_env_example():
     readme = (ROOT / "README.md").read_text()
     example = (ROOT / ".env.example").read_text()
     for name, (default, _) in VARIABLES.items():
-        assert f"| `{name}` | `{default}` |" in readme, name
+        shown = f"`{default}`" if default else "(unset)"
+        assert f"| `{name}` | {shown} |" in readme, name
         assert f"\n{name}=" in example, name

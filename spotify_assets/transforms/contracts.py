@@ -153,5 +153,57 @@ CONTRACTS: dict[str, Contract] = {
             ),
             case={"device_type": Case.INITCAP},
         ),
+        # The Spotify Web API's new releases, one row per id and day seen. Spotify adds and
+        # removes fields (popularity, label, followers left Development Mode in 2026): declared
+        # ones may be missing (NULL), undeclared ones are rescued, never lost, never fatal.
+        Contract(
+            "spotify_albums",
+            key="album_id",
+            sequence="seen_on",
+            columns=(
+                ("album_id", "string"),
+                ("album_name", "string"),
+                ("album_type", "string"),
+                ("release_date", "string"),  # "2026", "2026-11" or "2026-11-26" (its precision)
+                ("release_date_precision", "string"),
+                ("total_tracks", "int"),
+                ("label", "string"),
+                ("popularity", "int"),
+                ("artist_ids", "string"),  # JSON array
+                ("seen_on", "date"),
+            ),
+            evolution=Evolution.RESCUE,
+        ),
+        Contract(
+            "spotify_tracks",
+            key="track_id",
+            sequence="seen_on",
+            columns=(
+                ("track_id", "string"),
+                ("track_name", "string"),
+                ("album_id", "string"),
+                ("artist_ids", "string"),  # JSON array
+                ("artist_names", "string"),  # JSON array
+                ("duration_ms", "int"),
+                ("explicit", "boolean"),
+                ("track_number", "int"),
+                ("seen_on", "date"),
+            ),
+            evolution=Evolution.RESCUE,
+        ),
+        Contract(
+            "spotify_artists",
+            key="artist_id",
+            sequence="seen_on",
+            columns=(
+                ("artist_id", "string"),
+                ("artist_name", "string"),
+                ("genres", "string"),  # JSON array
+                ("popularity", "int"),
+                ("followers", "bigint"),
+                ("seen_on", "date"),
+            ),
+            evolution=Evolution.RESCUE,
+        ),
     )
 }

@@ -1,0 +1,374 @@
+"""The Spotify Web API branch: the day's new releases, raw, conformed, and published.
+
+- bronze/spotify_new_releases: every raw answer of the day's fetch, unmodified, in one JSON
+  document per day (<lake>/bronze/spotify_new_releases/<day>.json, written atomically). A day
+  already fetched is kept on re-runs (re-runs are idempotent: the API's answers change by the
+  hour); `refetch: true` fetches it again. The API answers with the current releases only, so
+  days older than RECENT_DAYS are not fetched after the fact (unless `fetch_older_days`).
+- silver/spotify_albums, spotify_tracks, spotify_artists: the day's rows flattened from the raw
+  document and conformed to their contracts (fields Spotify removes are NULL, fields it adds
+  go to _rescued_data); each day's window replaced atomically.
+- gold/new_release_tracks: each track seen that day with its album, artists, the artists'
+  genres, release date and first-seen date; gold/spotify_artist_history: artist attributes over
+  time (SCD Type 2 over the days they were seen).
+
+Without credentials (the embedded default) the bronze asset logs why and materialises nothing,
+and the rest of the branch is skipped: a run of it succeeds.
+"""
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    BackfillPolicy,
+    Config,
+    DefaultScheduleStatus,
+    MaterializeResult,
+    PartitionsDefinition,
+    asset,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    multi_asset,
+)
+from pydantic import Field
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from spotify_assets.catalog import Layer, table_path
+from spotify_assets.lake import delta
+from spotify_assets.lake.documents import write_json_atomically
+from spotify_assets.lake.metadata import table_metadata
+from spotify_assets.resources import Lakehouse, SparkResource, SpotifyApi
+from spotify_assets.spotify import flatten
+from spotify_assets.spotify.releases import fetch_new_releases
+from spotify_assets.transforms import gold, schema_history
+from spotify_assets.transforms.conform import IGNORED_VALUES, SOURCE_FILE, conform
+from spotify_assets.transforms.contracts import CONTRACTS, RESCUED
+
+GROUP = "spotify"
+RAW = AssetKey([Layer.BRONZE.value, "spotify_new_releases"])
+SILVER_TABLES = ("spotify_albums", "spotify_tracks", "spotify_artists")
+NEW_RELEASE_TRACKS = AssetKey([Layer.GOLD.value, "new_release_tracks"])
+ARTIST_HISTORY = AssetKey([Layer.GOLD.value, "spotify_artist_history"])
+SPOTIFY_JOB = "spotify_job"
+ARTIST_SCD2 = gold.Scd2("spotify_artist_history", "artist_id", "seen_on", track=("artist_name", "genres"))  # fmt: skip  # noqa: E501
+
+
+def raw_path(lakehouse_root: str, day: date) -> Path:
+    return Path(table_path(lakehouse_root, Layer.BRONZE, RAW.path[-1])) / f"{day}.json"
+
+
+RECENT_DAYS = 2  # a day this recent may still be fetched: the API answers with current releases
+
+
+def run_days(context: AssetExecutionContext) -> list[date]:
+    """The days of the run's partition or partition range."""
+    window = context.partition_time_window
+    first, end = window.start.date(), window.end.date()
+    return [first + timedelta(days=n) for n in range((end - first).days)]
+
+
+def run_window(days: list[date]) -> delta.Window:
+    return delta.Window("seen_on", days[0], days[-1] + timedelta(days=1))
+
+
+class FetchConfig(Config):
+    refetch: bool = Field(
+        default=False, description="Fetch a day again even if its raw answers are kept."
+    )
+    fetch_older_days: bool = Field(
+        default=False,
+        description=(
+            "The API answers with the current new releases only, so a day older than "
+            f"{RECENT_DAYS} days is not fetched (it is skipped with a message) unless this is "
+            "set: then today's answers are recorded as that day's (demos, tests)."
+        ),
+    )
+
+
+def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
+    @asset(
+        key=RAW,
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        output_required=False,
+        kinds={"json"},
+        description=(
+            "The day's raw Spotify Web API answers (new releases, their albums, tracks and "
+            "artists), unmodified, one JSON document per day."
+        ),
+    )
+    def _raw(
+        context: AssetExecutionContext,
+        config: FetchConfig,
+        spotify: SpotifyApi,
+        lakehouse: Lakehouse,
+    ):
+        days = run_days(context)
+        if not spotify.configured:
+            context.log.warning(
+                "Spotify is not configured (set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET): "
+                f"the Spotify assets are skipped for {', '.join(map(str, days))}"
+            )
+            return
+        client = spotify.client()
+        recent = datetime.now(UTC).date() - timedelta(days=RECENT_DAYS)
+        fetched, kept, skipped, modes = [], [], [], set()
+        albums = artists = 0
+        for day in days:
+            path = raw_path(lakehouse.root, day)
+            if path.exists() and not config.refetch:
+                kept.append(day.isoformat())
+                continue
+            if day < recent and not config.fetch_older_days:
+                skipped.append(day.isoformat())
+                continue
+            releases = fetch_new_releases(client, spotify.max_albums)
+            write_json_atomically(
+                path,
+                {
+                    "day": day.isoformat(),
+                    "fetched_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                    "mode": releases.mode,
+                    "responses": releases.responses,
+                },
+            )
+            fetched.append(day.isoformat())
+            modes.add(releases.mode)
+            albums, artists = albums + len(releases.albums), artists + len(releases.artists)
+        if kept:
+            context.log.info(f"kept the answers fetched before for {kept}")
+        if skipped:
+            context.log.warning(
+                f"not fetched: {skipped}; the API answers with the current new releases only "
+                "(set fetch_older_days to record them as those days')"
+            )
+        if not fetched and not kept:
+            return
+        yield MaterializeResult(
+            metadata={
+                "days_fetched": fetched,
+                "days_kept": kept,
+                "days_skipped": skipped,
+                "mode": ", ".join(sorted(modes)),
+                "fell_back_to_development_mode": client.fell_back,
+                "albums": albums,
+                "artists": artists,
+                "requests": dict(sorted(client.stats.items())),
+                "seconds_waited_for_rate_limits": client.waited_seconds,
+            }
+        )
+
+    return _raw
+
+
+def _frame(session: SparkSession, rows: list[dict], source: str, fetched_at: str) -> DataFrame:
+    """Flat string rows as a DataFrame (every column a string; the contract types them), with
+    the raw file and the fetch time as bronze's lineage columns."""
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    schema = StructType([StructField(n, StringType()) for n in names])
+    data = [tuple(row.get(n) for n in names) for row in rows]
+    return session.createDataFrame(data, schema).select(
+        "*",
+        F.lit(source).alias(SOURCE_FILE),
+        F.to_timestamp(F.lit(fetched_at)).alias("_ingested_at"),
+    )
+
+
+def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
+    specs = [
+        AssetSpec(
+            AssetKey([Layer.SILVER.value, t]),
+            deps=[RAW],
+            group_name=GROUP,
+            skippable=True,  # no raw answers for the run's days: nothing to conform
+            kinds={"spark", "delta"},
+            description=f"`{t}` rows of each day, conformed to their contract.",
+        )
+        for t in SILVER_TABLES
+    ]
+
+    @multi_asset(
+        name="silver_spotify",
+        specs=specs,
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
+    def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
+        session = spark.session(context.log)
+        days = [d for d in run_days(context) if raw_path(lakehouse.root, d).exists()]
+        if not days:
+            context.log.warning("no raw Spotify answers for these days: nothing to conform")
+            return
+        for day in days:
+            source = raw_path(lakehouse.root, day)
+            document = json.loads(source.read_text())
+            tables = flatten.rows(document, day.isoformat())
+            window = run_window([day])
+            for table in SILVER_TABLES:
+                history_path = schema_history.history_path(lakehouse.root, table)
+                history = schema_history.load(history_path, table)
+                frame = conform(
+                    _frame(session, tables[table], str(source), document["fetched_at"]),
+                    CONTRACTS[table],
+                    history,
+                ).frame
+                path = lakehouse.path(Layer.SILVER, table)
+                delta.replace_window(frame.drop(IGNORED_VALUES), path, window)
+                schema_history.save(history_path, history)
+        for table in SILVER_TABLES:
+            path = lakehouse.path(Layer.SILVER, table)
+            written = delta.read(session, path).where(run_window(days).predicate())
+            totals = written.agg(F.count(F.lit(1)), F.count(RESCUED)).first()
+            assert totals is not None
+            yield MaterializeResult(
+                asset_key=AssetKey([Layer.SILVER.value, table]),
+                metadata=table_metadata(
+                    written.schema,
+                    int(totals[0]),
+                    path,
+                    days=[d.isoformat() for d in days],
+                    rows_with_rescued_data=int(totals[1]),
+                ),
+            )
+
+    return _silver
+
+
+def build_new_release_tracks(partitions: PartitionsDefinition) -> AssetsDefinition:
+    @asset(
+        key=NEW_RELEASE_TRACKS,
+        group_name=GROUP,
+        partitions_def=partitions,
+        deps=[AssetKey([Layer.SILVER.value, t]) for t in SILVER_TABLES],
+        backfill_policy=BackfillPolicy.single_run(),
+        kinds={"spark", "delta"},
+        description=(
+            "Each new-release track seen on a day: album, artists, their genres, release date "
+            "and the first day it was seen."
+        ),
+    )
+    def _tracks(
+        context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+    ) -> MaterializeResult:
+        session = spark.session(context.log)
+        window = run_window(run_days(context))
+        read = {t: delta.read(session, lakehouse.path(Layer.SILVER, t)) for t in SILVER_TABLES}
+        tracks = read["spotify_tracks"]
+        first_seen = tracks.groupBy("track_id").agg(F.min("seen_on").alias("first_seen"))
+        artists = read["spotify_artists"].where(window.predicate())
+        genres = (
+            tracks.where(window.predicate())
+            .select("track_id", F.explode(F.from_json("artist_ids", "array<string>")).alias("a"))
+            .join(artists, F.col("a") == F.col("artist_id"), "left")
+            .select("track_id", F.explode_outer(F.from_json("genres", "array<string>")).alias("g"))
+            .groupBy("track_id")
+            .agg(F.array_sort(F.collect_set("g")).alias("genres"))
+        )
+        albums = read["spotify_albums"].where(window.predicate())
+        published = (
+            tracks.where(window.predicate())
+            .join(
+                albums.select("album_id", "album_name", "album_type", "release_date"),
+                "album_id",
+                "left",
+            )
+            .join(genres, "track_id", "left")
+            .join(first_seen, "track_id")
+            .select(
+                "track_id",
+                "track_name",
+                "album_id",
+                "album_name",
+                "album_type",
+                F.from_json("artist_ids", "array<string>").alias("artist_ids"),
+                F.from_json("artist_names", "array<string>").alias("artist_names"),
+                F.coalesce("genres", F.array().cast("array<string>")).alias("genres"),
+                "release_date",
+                "duration_ms",
+                "explicit",
+                "first_seen",
+                "seen_on",
+            )
+        )
+        path = lakehouse.path(Layer.GOLD, "new_release_tracks")
+        delta.replace_window(published, path, window)
+        written = delta.read(session, path).where(window.predicate())
+        rows = written.count()
+        new_today = written.where(F.col("first_seen") == F.col("seen_on")).count()
+        return MaterializeResult(
+            metadata=table_metadata(
+                written.schema,
+                rows,
+                path,
+                first_seen_in_these_days=new_today,
+            )
+        )
+
+    return _tracks
+
+
+def build_artist_history() -> AssetsDefinition:
+    @asset(
+        key=ARTIST_HISTORY,
+        group_name=GROUP,
+        deps=[AssetKey([Layer.SILVER.value, "spotify_artists"])],
+        backfill_policy=BackfillPolicy.single_run(),  # see silver_<entity>
+        kinds={"spark", "delta"},
+        description=(
+            "Artist name and genres over time (SCD Type 2 over the days each artist was seen)."
+        ),
+    )
+    def _history(
+        context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+    ) -> MaterializeResult:
+        session = spark.session(context.log)
+        seen = delta.read(session, lakehouse.path(Layer.SILVER, "spotify_artists")).select(
+            "artist_id", "artist_name", "genres", "seen_on"
+        )
+        history = gold.build_scd2(ARTIST_SCD2, seen, "artist_sk")
+        path = lakehouse.path(Layer.GOLD, "spotify_artist_history")
+        delta.overwrite(history, path)
+        written = delta.read(session, path)
+        return MaterializeResult(metadata=table_metadata(written.schema, written.count(), path))
+
+    return _history
+
+
+def build_spotify_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:
+    return [
+        build_raw_asset(partitions),
+        build_silver_assets(partitions),
+        build_new_release_tracks(partitions),
+        build_artist_history(),
+    ]
+
+
+def build_spotify_job():
+    return define_asset_job(
+        SPOTIFY_JOB,
+        selection=[
+            RAW,
+            *(AssetKey([Layer.SILVER.value, t]) for t in SILVER_TABLES),
+            NEW_RELEASE_TRACKS,
+            ARTIST_HISTORY,
+        ],
+        description="The day's Spotify new releases: raw answers, silver tables, gold tables.",
+    )
+
+
+def build_spotify_schedule(job, hour: int):
+    """Each day, the day that ended (new releases are fetched as they are that morning)."""
+    return build_schedule_from_partitioned_job(
+        job,
+        name="daily_spotify_schedule",
+        hour_of_day=hour,
+        default_status=DefaultScheduleStatus.RUNNING,
+    )
