@@ -65,6 +65,7 @@ test: setup postgres
 BENCH_SCALE ?= 1000
 bench: setup postgres
 	$(BIN)/python -m benchmarks.ingestion --scale $(BENCH_SCALE)
+	$(BIN)/python -m benchmarks.scd2 --keys $$(( $(BENCH_SCALE) * 1000 ))
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -24,9 +24,18 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
     versions = {
         AssetKey(["silver", f"{e}_versions"]) for e in ("dim_user", "dim_artist", "dim_track")
     } | {AssetKey(["silver", "streams_enriched"])}
+    spotify = {
+        AssetKey(["bronze", "spotify_new_releases"]),
+        *(AssetKey(["silver", t]) for t in ("spotify_albums", "spotify_tracks", "spotify_artists")),
+        AssetKey(["gold", "new_release_tracks"]),
+        AssetKey(["gold", "spotify_artist_history"]),
+    }
     assert (
         set(graph.get_all_asset_keys())
-        == {AssetKey([layer, e]) for layer in LAYERS for e in ENTITIES} | versions
+        == {AssetKey([layer, e]) for layer in LAYERS for e in ENTITIES} | versions | spotify
+    )
+    assert {k for k in graph.get_all_asset_keys() if graph.get(k).group_name == "spotify"} == (
+        spotify
     )
     checks = {(c.asset_key.path[1], c.name) for c in graph.asset_check_keys}
     bronze_checks = {
@@ -45,8 +54,13 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
         ("fact_stream", "stream_id_unique_not_null"),
     } | {(entity, rule.name) for entity, rules in EXPECTATIONS.items() for rule in rules}
     assert bronze_checks <= checks
-    assert "lakehouse_job" in repo.job_names
-    assert [s.name for s in repo.schedule_defs] == ["daily_lakehouse_schedule"]
+    assert {"lakehouse_job", "spotify_job"} <= set(repo.job_names)
+    lakehouse_assets = repo.get_job("lakehouse_job").asset_layer.selected_asset_keys
+    assert not lakehouse_assets & spotify  # the Spotify branch runs on its own schedule
+    assert [s.name for s in repo.schedule_defs] == [
+        "daily_lakehouse_schedule",
+        "daily_spotify_schedule",
+    ]
     assert [s.name for s in repo.sensor_defs] == ["source_change_sensor"]
     assert repo.get_job("lakehouse_job").executor_def is in_process_executor
 
@@ -68,6 +82,11 @@ def test_partitioned_assets_share_daily_partitions_from_the_start_date(tmp_path)
         "silver/fact_stream",
         "silver/streams_enriched",
         "gold/fact_stream",
+        "bronze/spotify_new_releases",
+        "silver/spotify_albums",
+        "silver/spotify_tracks",
+        "silver/spotify_artists",
+        "gold/new_release_tracks",
     }
     partitions = graph.get(AssetKey(["bronze", "dim_user"])).partitions_def
     assert isinstance(partitions, DailyPartitionsDefinition)

@@ -92,7 +92,10 @@ def test_a_run_recomputes_only_changed_keys_and_equals_a_rebuild(spark, lake):
     synced = sync(spark, lake, FIRST)
     assert (synced.inserted, synced.updated, synced.deleted) == (5, 0, 0)
     meta, _ = run(lake)
-    assert (meta["build"], meta["build_reason"]) == ("full", "no record of a previous build")
+    assert (meta["build"], meta["build_reason"]) == (
+        "full",
+        "no record of a previous build that still describes the table",
+    )
     assert (meta["versions_opened"], meta["versions_closed"]) == (5, 0)
 
     # The change log loses key 4's event and gains the changes: the sync touches only those.
@@ -167,6 +170,10 @@ def test_a_rebuild_when_the_change_feed_cannot_tell_or_the_columns_change(spark,
         True,
         f"the change data feed cannot say what changed since version {log_version}",
     )
+    # Rows changed behind the record's back (a manual DELETE, a RESTORE): rebuild.
+    DeltaTable.forPath(spark, lake["table"]).delete("user_id = 1")
+    assert plan_now() == (True, "no record of a previous build that still describes the table")
+    run(lake)
     # A column the history is built from appears: rebuild, so every version gets it.
     widened = spark.createDataFrame(rows_of(FIRST[:2]), DDL).withColumn("tier", F.lit("gold"))
     synced = change_log.sync(spark, widened, lake["log"], KEYS)

@@ -76,12 +76,23 @@ def test_a_429_waits_retry_after_within_a_bounded_total_wait(fake):
     assert client.get(f"/artists/{an_artist(fake)}")["type"] == "artist"
     assert client.sleep.__self__.slept == [3.0, 3.0]
     assert client.stats["/artists/{id} 429"] == 2
+    # A Retry-After of 0 (or junk) waits a second: the client never spins.
+    fake.fail("/v1/artists/", 429, times=1, headers={"Retry-After": "0"})
+    client.get(f"/artists/{an_artist(fake)}")
+    assert client.sleep.__self__.slept == [3.0, 3.0, 1.0]
     fake.fail("/v1/artists/", 429, times=1, headers={"Retry-After": "5"})
     with pytest.raises(SpotifyError) as error:
         client.get(f"/artists/{an_artist(fake)}")
     assert str(error.value) == (
         "Spotify /artists/{id}: rate limited or failing beyond the allowed total wait of 10 s "
-        "(already waited 6 s, next wait 5 s); try again later"
+        "(already waited 7 s, next wait 5 s); try again later"
+    )
+    patient = client_for(fake, max_total_wait_seconds=1000)
+    fake.fail("/v1/artists/", 429, times=25, headers={"Retry-After": "nan"})
+    with pytest.raises(SpotifyError) as error:
+        patient.get(f"/artists/{an_artist(fake)}")
+    assert str(error.value) == (
+        "Spotify /artists/{id}: still rate limited after 20 waits; try again later"
     )
 
 
@@ -153,6 +164,10 @@ def test_development_mode_pages_through_search_albums_tracks_and_artists(fake):
         "params": {"q": "tag:new", "type": "album", "limit": 10},
     }
     assert len(day.responses) == len(fake.requests) - 2  # all but the token and the 403
+    # Kept as sent: an album's first page of tracks still says where the next one is.
+    long = next(a for a in day.albums if a["total_tracks"] > 50)
+    sent = next(r["body"] for r in day.responses if r["body"].get("id") == long["id"])
+    assert len(sent["tracks"]["items"]) == 50 and sent["tracks"]["next"] is not None
 
 
 def test_extended_quota_uses_new_releases_and_batch_gets(fake):

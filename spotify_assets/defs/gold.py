@@ -144,18 +144,26 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         if plan.full:
             before = delta.table_version(session, path) if delta.exists(session, path) else None
             unknown = gold.unknown_member(history, scd2.key, surrogate)
+            # The quarantine first: the table's commit records the log version consumed, so a
+            # crash between the two must leave the table behind (a re-run redoes both).
+            write_quarantine(session, lakehouse, entity, checked.quarantine)
             totals = scd2_merge.write_full(session, history, unknown, path, plan)
             opened, closed = version_changes(session, path, surrogate, before)
-            write_quarantine(session, lakehouse, entity, checked.quarantine)
             keys_changed: int | None = None
         else:
             assert plan.keys is not None
-            applied = scd2_merge.merge_changes(session, history, path, plan, scd2.key, surrogate)
-            opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
-            totals = applied.totals
             replace_quarantined_keys(
                 session, lakehouse, entity, checked.quarantine, plan.keys, scd2.key
             )
+            applied = scd2_merge.merge_changes(session, history, path, plan, scd2.key, surrogate)
+            opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
+            totals = applied.totals
+        quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
+        quarantined_now = (
+            delta.read(session, quarantine_path).count()
+            if delta.exists(session, quarantine_path)
+            else 0
+        )
         events.unpersist()
         dropped = quality.dropped_by_rule(checked.outcomes)
         return MaterializeResult(
@@ -174,6 +182,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
                 tracked_columns=list(scd2.track or ["every attribute"]),
                 rows_quarantined=sum(dropped.values()),
                 rows_dropped_per_rule=dropped,
+                rows_in_quarantine_table=quarantined_now,
             ),
             check_results=quality.check_results(checked.outcomes),
         )

@@ -266,21 +266,33 @@ def build_new_release_tracks(partitions: PartitionsDefinition) -> AssetsDefiniti
         artists = read["spotify_artists"].where(window.predicate())
         genres = (
             tracks.where(window.predicate())
-            .select("track_id", F.explode(F.from_json("artist_ids", "array<string>")).alias("a"))
-            .join(artists, F.col("a") == F.col("artist_id"), "left")
-            .select("track_id", F.explode_outer(F.from_json("genres", "array<string>")).alias("g"))
-            .groupBy("track_id")
+            .select(
+                "track_id",
+                F.col("seen_on").alias("t_seen"),
+                F.explode(F.from_json("artist_ids", "array<string>")).alias("a"),
+            )
+            .join(
+                artists,
+                (F.col("a") == F.col("artist_id")) & (F.col("t_seen") == F.col("seen_on")),
+                "left",
+            )
+            .select(
+                "track_id",
+                F.col("t_seen").alias("seen_on"),
+                F.explode_outer(F.from_json("genres", "array<string>")).alias("g"),
+            )
+            .groupBy("track_id", "seen_on")
             .agg(F.array_sort(F.collect_set("g")).alias("genres"))
         )
         albums = read["spotify_albums"].where(window.predicate())
         published = (
             tracks.where(window.predicate())
-            .join(
-                albums.select("album_id", "album_name", "album_type", "release_date"),
-                "album_id",
+            .join(  # the album as seen the same day: one row per (album, day)
+                albums.select("album_id", "seen_on", "album_name", "album_type", "release_date"),
+                ["album_id", "seen_on"],
                 "left",
             )
-            .join(genres, "track_id", "left")
+            .join(genres, ["track_id", "seen_on"], "left")
             .join(first_seen, "track_id")
             .select(
                 "track_id",

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException, IllegalArgumentException
+from py4j.protocol import Py4JJavaError
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -118,40 +119,48 @@ def changed_keys(
         appended = op["operation"] == "WRITE" and mode == "Append"
         if op["operation"] not in _FEED_EXACT and not appended:
             return None
-    try:
-        feed = (
+    try:  # read here, so that change files removed by VACUUM fail here, not in the caller
+        return (
             spark.read.format("delta")
             .option("readChangeFeed", "true")
             .option("startingVersion", since + 1)
             .option("endingVersion", until)
             .load(path)
+            .select(key)
+            .distinct()
+            .localCheckpoint()
         )
-        feed.schema  # noqa: B018 - resolves the feed, failing here if it cannot be read
-    except (AnalysisException, IllegalArgumentException):
+    except (CapturedException, Py4JJavaError):
         return None
-    return feed.select(key).distinct()
+
+
+# Commits that change no row: a record written before them still describes the table.
+_NO_DATA_CHANGE = {"OPTIMIZE", "SET TBLPROPERTIES", "VACUUM START", "VACUUM END"}
 
 
 def recorded(spark: SparkSession, path: str, name: str, within: int = 20) -> dict[str, Any] | None:
     """The record `name` of the latest commit that carries one among the last `within`, or
-    None (the caller then rebuilds, and every build writes a record)."""
+    None (the caller then rebuilds, and every build writes a record). None too when a later
+    commit changed rows without a record (a RESTORE, a manual DELETE): the record no longer
+    describes the table."""
     if not delta.exists(spark, path):
         return None
     rows = (
         DeltaTable.forPath(spark, path)
         .history(within)
-        .where(F.col("userMetadata").isNotNull())
         .orderBy(F.col("version").desc())
-        .select("userMetadata")
+        .select("operation", "userMetadata")
         .collect()
     )
     for row in rows:
         try:
-            document = json.loads(row["userMetadata"])
+            document = json.loads(row["userMetadata"]) if row["userMetadata"] else None
         except ValueError:
-            continue
+            document = None
         if isinstance(document, dict) and isinstance(document.get(name), dict):
             return document[name]
+        if row["operation"] not in _NO_DATA_CHANGE:
+            return None
     return None
 
 

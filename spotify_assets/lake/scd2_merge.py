@@ -79,7 +79,7 @@ def plan(
     if full_refresh:
         return rebuild("full refresh requested")
     if last is None:
-        return rebuild("no record of a previous build")
+        return rebuild("no record of a previous build that still describes the table")
     if last.get("fingerprint") != depends_on:
         return rebuild("the configuration, rules or change log columns changed")
     since, rows, current = (last.get(k) for k in ("source_version", "rows", "current"))

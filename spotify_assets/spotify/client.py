@@ -17,6 +17,7 @@ The client secret and the tokens never appear in a message, a log line or `repr`
 from __future__ import annotations
 
 import base64
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ TOKEN_URL = "https://accounts.spotify.com/api/token"
 RENEW_BEFORE_SECONDS = 60
 SEARCH_LIMIT_DEVELOPMENT = 10  # Development Mode's maximum page size for search (2026)
 SEARCH_MAX_OFFSET = 1000
+MAX_RATE_LIMITED = 20  # 429s in a row for one request before giving up
 
 
 class Capability(StrEnum):
@@ -136,21 +138,21 @@ class SpotifyClient:
             return body
 
     def _send(self, endpoint: str, method: str, url: str, **kwargs: Any) -> requests.Response:
-        attempt = 0
+        failures = limited = 0  # 5xx / network failures, and 429s, of this request
         while True:
-            attempt += 1
             try:
                 response = self._http.request(
                     method, url, timeout=self.retry.timeout_seconds, **kwargs
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
+                failures += 1
                 self.stats[f"{endpoint} {type(error).__name__}"] += 1
-                if attempt >= self.retry.attempts:
+                if failures >= self.retry.attempts:
                     raise SpotifyError(
-                        f"Spotify {endpoint}: {type(error).__name__} on all {attempt} attempts "
+                        f"Spotify {endpoint}: {type(error).__name__} on all {failures} attempts "
                         f"({urlsplit(url).netloc} unreachable?)"
                     ) from None
-                self._wait(self.retry.backoff_seconds * 2 ** (attempt - 1), endpoint)
+                self._wait(self.retry.backoff_seconds * 2 ** (failures - 1), endpoint)
                 continue
             self.stats[f"{endpoint} {response.status_code}"] += 1
             if response.status_code == 429:
@@ -159,11 +161,19 @@ class SpotifyClient:
                         f"Spotify {endpoint}: the app's quota is exhausted (429 QUOTA_EXCEEDED); "
                         "runs resume when Spotify restores it, or apply for extended quota"
                     )
+                limited += 1
+                if limited > MAX_RATE_LIMITED:
+                    raise SpotifyError(
+                        f"Spotify {endpoint}: still rate limited after {MAX_RATE_LIMITED} waits; "
+                        "try again later"
+                    )
                 self._wait(_retry_after(response), endpoint)
                 continue
-            if response.status_code >= 500 and attempt < self.retry.attempts:
-                self._wait(self.retry.backoff_seconds * 2 ** (attempt - 1), endpoint)
-                continue
+            if response.status_code >= 500:
+                failures += 1
+                if failures < self.retry.attempts:
+                    self._wait(self.retry.backoff_seconds * 2 ** (failures - 1), endpoint)
+                    continue
             return response
 
     def _wait(self, seconds: float, endpoint: str) -> None:
@@ -188,6 +198,11 @@ class SpotifyClient:
         url: str | None = path
         query: dict[str, Any] | None = params
         while url:
+            if "://" in url and urlsplit(url).netloc != urlsplit(self.api_url).netloc:
+                raise SpotifyError(
+                    f"Spotify paging: `next` points outside the API ({urlsplit(url).netloc}); "
+                    "not followed with the token"
+                )
             body = self.get(url, query)
             page = body[key] if key else body
             yield from page.get("items") or []
@@ -248,10 +263,13 @@ def _error_text(response: requests.Response) -> str:
 
 
 def _retry_after(response: requests.Response) -> float:
+    """Seconds to wait: the header's value, at least 1 s (0, negative, NaN or junk mean 1 s,
+    so a misbehaving server cannot make the client spin)."""
     try:
-        return max(float(response.headers.get("Retry-After", "1")), 0.0)
+        seconds = float(response.headers.get("Retry-After", "1"))
     except ValueError:
         return 1.0
+    return seconds if math.isfinite(seconds) and seconds >= 1 else 1.0
 
 
 def _raise_for_status(response: requests.Response, endpoint: str) -> None:

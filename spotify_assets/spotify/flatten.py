@@ -103,7 +103,8 @@ def rows(document: dict, seen_on: str) -> dict[str, list[dict[str, str | None]]]
             {
                 "artist_id": a["id"],
                 "artist_name": a.get("name"),
-                "genres": _text(a.get("genres")),
+                # Sorted: Spotify's order is not an attribute, and must not open a version.
+                "genres": _text(sorted(a["genres"])) if isinstance(a.get("genres"), list) else None,
                 "popularity": _text(a.get("popularity")),
                 "followers": _text((a.get("followers") or {}).get("total")),
                 "seen_on": seen_on,

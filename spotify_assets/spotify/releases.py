@@ -8,7 +8,10 @@ beyond the first page come from `/albums/{id}/tracks`. The client picks the path
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from spotify_assets.spotify.client import (
     SEARCH_LIMIT_DEVELOPMENT,
@@ -32,7 +35,10 @@ def fetch_new_releases(client: SpotifyClient, max_albums: int = 200) -> DailyRel
     day = DailyReleases()
 
     def keep(path: str, params: dict, body: dict) -> None:
-        day.responses.append({"request": {"path": path, "params": params}, "body": body})
+        # A copy: album pages are merged into the bodies later; bronze keeps what was sent.
+        day.responses.append(
+            {"request": {"path": path, "params": params}, "body": copy.deepcopy(body)}
+        )
 
     client.on_response = keep
     try:
@@ -83,13 +89,9 @@ def _fetch(client: SpotifyClient, day: DailyReleases, max_albums: int) -> None:
     )
 
 
-def _take(items, limit: int) -> list[dict]:
-    taken: list[dict] = []
-    for item in items:
-        if len(taken) >= limit:
-            break
-        taken.append(item)
-    return taken
+def _take(items: Iterator[dict], limit: int) -> list[dict]:
+    """At most `limit` items, without asking for a page beyond them."""
+    return list(islice(items, limit))
 
 
 def _batched(api: SpotifyClient, path: str, ids: list[str], size: int, key: str) -> list[dict]:
