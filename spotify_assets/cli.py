@@ -79,9 +79,8 @@ def cmd_register_tables(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_repair_watermarks(args: argparse.Namespace, settings: Settings) -> int:
     from spotify_assets.definitions import ingestion_catalog
     from spotify_assets.ingestion import watermarks
-    from spotify_assets.resources import build_resources
 
-    catalog = ingestion_catalog(settings, build_resources(settings))
+    catalog = ingestion_catalog(settings)
     source = catalog.by_entity.get(args.table)
     if source is None:
         raise ConfigError(
@@ -138,15 +137,16 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from spotify_assets.reconcile import format_counts, layer_counts
-    from spotify_assets.resources import build_resources
+    from spotify_assets.resources import build_resources, source_for_this_process
 
     resources = build_resources(settings)
     spark = resources["spark"].session()
-    rows = layer_counts(spark, resources["source_db"], settings.lakehouse_root)
+    source = source_for_this_process(settings)
+    rows = layer_counts(spark, source, settings.lakehouse_root)
     print(format_counts(rows))
     print()
     print(f"Lake:   {settings.lakehouse_root}  (Delta tables at <layer>/<table>)")
-    print(f"Source: {resources['source_db'].display_url}")
+    print(f"Source: {source.display_url}")
     print(f"Dagster instance: {settings.dagster_home}")
     print("UI:     run `make dev`, then open http://127.0.0.1:3000")
     return 0 if all(r.reconciles for r in rows) else 1

@@ -18,13 +18,13 @@ from spotify_assets.defs.spotify import (
     build_spotify_schedule,
 )
 from spotify_assets.ingestion.config import IngestionCatalog, load_catalog
-from spotify_assets.resources import build_resources
+from spotify_assets.resources import build_resources, source_for_this_process
 from spotify_assets.settings import Settings, load_settings
 
 
-def ingestion_catalog(settings: Settings, resources: dict) -> IngestionCatalog:
+def ingestion_catalog(settings: Settings) -> IngestionCatalog:
     """The tables bronze ingests, read from the source's ingestion_config (cached)."""
-    source_db = resources["source_db"]
+    source_db = source_for_this_process(settings)
     cache = settings.dagster_home / "spotify_lakehouse" / "ingestion_config.json"
     return load_catalog(source_db.engine, source_db.schema_name, cache)
 
@@ -32,7 +32,7 @@ def ingestion_catalog(settings: Settings, resources: dict) -> IngestionCatalog:
 def build_definitions(settings: Settings) -> Definitions:
     partitions = daily_partitions(settings)
     resources = build_resources(settings)
-    catalog = ingestion_catalog(settings, resources)
+    catalog = ingestion_catalog(settings)
     job = build_lakehouse_job()
     spotify_job = build_spotify_job()
     return Definitions(

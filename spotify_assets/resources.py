@@ -78,6 +78,12 @@ def _env_var_if_set(name: str) -> Any:
     return EnvVar(name) if os.environ.get(name, "").strip() else ""
 
 
+def source_for_this_process(settings: Settings) -> SourceDatabase:
+    """The source with its URL resolved, for work outside a run (loading the definitions, the
+    command line): the resource in build_resources holds an EnvVar, which only a run resolves."""
+    return SourceDatabase(url=settings.source_db_url)
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     spark = SparkOptions.from_settings(settings)
     # The source URL may hold a password: pass it as an EnvVar so Dagster never shows its value.

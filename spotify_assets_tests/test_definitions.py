@@ -109,3 +109,18 @@ def test_every_asset_runs_a_range_as_one_run(tmp_path):
     }
     assert len(policies) == 25
     assert {k for k, p in policies.items() if p != BackfillPolicy.single_run()} == set()
+
+
+def test_definitions_load_when_the_source_url_comes_from_the_environment(tmp_path, monkeypatch):
+    """The resource then holds an EnvVar that only runs resolve; loading the definitions (the
+    ingestion catalog) and the command line use the resolved URL instead."""
+    from dagster import EnvVar
+
+    from spotify_assets.settings import load_settings
+
+    monkeypatch.setenv("SPOTIFY_SOURCE_DB_URL", f"sqlite:///{tmp_path / 'source.db'}")
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    defs = build_definitions(load_settings())
+    assert isinstance(defs.resources["source_db"].url, EnvVar)
+    assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 25
