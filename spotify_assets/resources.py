@@ -73,9 +73,9 @@ class SpotifyApi(ConfigurableResource):
         )
 
 
-def _env_var_if_set(name: str) -> Any:
-    """A Dagster EnvVar (never shown in the UI) when the variable is set, else empty."""
-    return EnvVar(name) if os.environ.get(name, "").strip() else ""
+def _env_var_if_set(name: str, otherwise: str = "") -> Any:
+    """A Dagster EnvVar (its value never shown in the UI) when the variable is set."""
+    return EnvVar(name) if os.environ.get(name, "").strip() else otherwise
 
 
 def source_for_this_process(settings: Settings) -> SourceDatabase:
@@ -87,11 +87,7 @@ def source_for_this_process(settings: Settings) -> SourceDatabase:
 def build_resources(settings: Settings) -> dict[str, Any]:
     spark = SparkOptions.from_settings(settings)
     # The source URL may hold a password: pass it as an EnvVar so Dagster never shows its value.
-    source_url: Any = (
-        EnvVar("SPOTIFY_SOURCE_DB_URL")
-        if os.environ.get("SPOTIFY_SOURCE_DB_URL", "").strip()
-        else settings.source_db_url
-    )
+    source_url = _env_var_if_set("SPOTIFY_SOURCE_DB_URL", settings.source_db_url)
     return {
         "source_db": SourceDatabase(url=source_url),
         "spark": SparkResource(

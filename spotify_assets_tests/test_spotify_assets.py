@@ -49,13 +49,13 @@ def branch(tmp_path, fake, monkeypatch):
 FETCH_OLDER_DAYS = {"ops": {"bronze__spotify_new_releases": {"config": {"fetch_older_days": True}}}}
 
 
-def run(branch, day):
+def run(branch, day, run_config=FETCH_OLDER_DAYS):  # the test's days are in the past
     result = materialize(
         branch["assets"],
         partition_key=day.isoformat(),
         resources=branch["resources"],
         instance=branch["instance"],
-        run_config=FETCH_OLDER_DAYS,  # the test's days are in the past
+        run_config=run_config,
     )
     assert result.success
     return result
@@ -169,13 +169,7 @@ def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark
 
 
 def test_an_old_day_is_not_fetched_after_the_fact(branch, fake):
-    result = materialize(
-        branch["assets"],
-        partition_key=DAY.isoformat(),
-        resources=branch["resources"],
-        instance=branch["instance"],
-    )
-    assert result.success
+    result = run(branch, DAY, run_config={})
     assert fake.count("/v1/") == 0
     assert result.get_asset_materialization_events() == []
     assert any(

@@ -207,22 +207,23 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
         if not days:
             context.log.warning("no raw Spotify answers for these days: nothing to conform")
             return
+        history_paths = {t: schema_history.history_path(lakehouse.root, t) for t in SILVER_TABLES}
+        histories = {t: schema_history.load(p, t) for t, p in history_paths.items()}
         for day in days:
             source = raw_path(lakehouse.root, day)
             document = json.loads(source.read_text())
             tables = flatten.rows(document, day.isoformat())
             window = run_window([day])
             for table in SILVER_TABLES:
-                history_path = schema_history.history_path(lakehouse.root, table)
-                history = schema_history.load(history_path, table)
                 frame = conform(
                     _frame(session, tables[table], str(source), document["fetched_at"]),
                     CONTRACTS[table],
-                    history,
+                    histories[table],
                 ).frame
                 path = lakehouse.path(Layer.SILVER, table)
                 delta.replace_window(frame.drop(IGNORED_VALUES), path, window)
-                schema_history.save(history_path, history)
+                # After each write: the history says what the table holds.
+                schema_history.save(history_paths[table], histories[table])
         for table in SILVER_TABLES:
             path = lakehouse.path(Layer.SILVER, table)
             written = delta.read(session, path).where(run_window(days).predicate())

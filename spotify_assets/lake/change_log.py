@@ -33,10 +33,11 @@ from spotify_assets.sql import delta_table, render
 PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
-# Operations after which the feed holds exactly the rows that changed. Anything else in a range
-# (an overwrite, a restore) and the caller recomputes everything.
-_FEED_EXACT = {"MERGE", "UPDATE", "DELETE", "SET TBLPROPERTIES", "OPTIMIZE", "VACUUM START",
-               "VACUUM END"}  # fmt: skip
+# Commits that change no row: a record written before them still describes the table.
+_NO_DATA_CHANGE = {"OPTIMIZE", "SET TBLPROPERTIES", "VACUUM START", "VACUUM END"}
+# Operations after which the feed holds exactly the rows that changed (and appends). Anything
+# else in a range (an overwrite, a restore) and the caller recomputes everything.
+_FEED_EXACT = {"MERGE", "UPDATE", "DELETE"} | _NO_DATA_CHANGE
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,6 @@ def changed_keys(
         )
     except (CapturedException, Py4JJavaError):
         return None
-
-
-# Commits that change no row: a record written before them still describes the table.
-_NO_DATA_CHANGE = {"OPTIMIZE", "SET TBLPROPERTIES", "VACUUM START", "VACUUM END"}
 
 
 def recorded(spark: SparkSession, path: str, name: str, within: int = 20) -> dict[str, Any] | None:

@@ -48,9 +48,7 @@ def fetch_new_releases(client: SpotifyClient, max_albums: int = 200) -> DailyRel
     return day
 
 
-def _fetch(client: SpotifyClient, day: DailyReleases, max_albums: int) -> None:
-    api = client
-
+def _fetch(api: SpotifyClient, day: DailyReleases, max_albums: int) -> None:
     def extended_albums() -> list[dict]:
         found = _take(api.pages("/browse/new-releases", {"limit": 50}, "albums"), max_albums)
         day.mode = "extended"
@@ -62,9 +60,9 @@ def _fetch(client: SpotifyClient, day: DailyReleases, max_albums: int) -> None:
         day.mode = "development"
         return found
 
-    listed = client.either(extended_albums, development_albums)
+    listed = api.either(extended_albums, development_albums)
     ids = list(dict.fromkeys(a["id"] for a in listed if a.get("id")))
-    day.albums = client.either(
+    day.albums = api.either(
         lambda: _batched(api, "/albums", ids, ALBUM_BATCH, "albums"),
         lambda: [api.get(f"/albums/{i}") for i in ids],
     )
@@ -83,7 +81,7 @@ def _fetch(client: SpotifyClient, day: DailyReleases, max_albums: int) -> None:
             if artist.get("id")
         )
     )
-    day.artists = client.either(
+    day.artists = api.either(
         lambda: _batched(api, "/artists", artist_ids, ARTIST_BATCH, "artists"),
         lambda: [api.get(f"/artists/{i}") for i in artist_ids],
     )
