@@ -12,23 +12,61 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
+
+from dagster import DagsterInstance
+
+from spotify_assets.catalog import Layer
+from spotify_assets.settings import Settings
+
+TABLES = (
+    (Layer.SILVER, "spotify_albums"),
+    (Layer.SILVER, "spotify_tracks"),
+    (Layer.SILVER, "spotify_artists"),
+    (Layer.GOLD, "new_release_tracks"),
+    (Layer.GOLD, "spotify_artist_history"),
+)
+
+
+def run(settings: Settings, instance: DagsterInstance, first: date, last: date):
+    """The Spotify job over `first` .. `last` as one run, today's answers recorded as those
+    days' (they are in the past). Returns the run's result and the rows of each table."""
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from spotify_assets.definitions import build_definitions
+    from spotify_assets.defs.spotify import SPOTIFY_JOB
+    from spotify_assets.lake import delta
+
+    defs = build_definitions(settings)
+    result = defs.resolve_job_def(SPOTIFY_JOB).execute_in_process(
+        instance=instance,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
+        },
+        run_config={
+            "ops": {"bronze__spotify_new_releases": {"config": {"fetch_older_days": True}}}
+        },
+        raise_on_error=False,
+    )
+    rows = {}
+    if result.success:
+        spark = defs.resources["spark"].session()
+        lakehouse = defs.resources["lakehouse"]
+        for layer, table in TABLES:
+            path = lakehouse.path(layer, table)
+            rows[f"{layer.value}.{table}"] = delta.read(spark, path).count()
+    return result, rows
 
 
 def main() -> int:
     if os.environ.get("SPOTIFY_CLIENT_ID", "").strip():
         print("SPOTIFY_CLIENT_ID is set: the real API is used by the schedule; no demo double.")
         return 0
-    from dagster import DagsterInstance
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
-    from spotify_assets.catalog import Layer
     from spotify_assets.cli import seeded_range
-    from spotify_assets.defs.spotify import SPOTIFY_JOB
-    from spotify_assets.lake import delta
     from spotify_assets.settings import load_settings
     from spotify_assets_tests.fake_spotify import FakeSpotify
 
@@ -41,37 +79,15 @@ def main() -> int:
             SPOTIFY_TOKEN_URL=fake.token_url,
         )
         settings = load_settings()
-        from spotify_assets.definitions import build_definitions
-
-        defs = build_definitions(settings)
         _, last = seeded_range(settings)
         first = last - timedelta(days=1)
         print(f"Spotify branch against the local API double ({fake.url}) for {first} .. {last}")
-        result = defs.resolve_job_def(SPOTIFY_JOB).execute_in_process(
-            instance=DagsterInstance.get(),
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            },
-            run_config={
-                "ops": {"bronze__spotify_new_releases": {"config": {"fetch_older_days": True}}}
-            },
-            raise_on_error=False,
-        )
+        result, rows = run(settings, DagsterInstance.get(), first, last)
         if not result.success:
             print("The Spotify run FAILED; see the run in the UI (`make dev`).")
             return 1
-        spark = defs.resources["spark"].session()
-        lakehouse = defs.resources["lakehouse"]
-        for layer, table in (
-            (Layer.SILVER, "spotify_albums"),
-            (Layer.SILVER, "spotify_tracks"),
-            (Layer.SILVER, "spotify_artists"),
-            (Layer.GOLD, "new_release_tracks"),
-            (Layer.GOLD, "spotify_artist_history"),
-        ):
-            rows = delta.read(spark, lakehouse.path(layer, table)).count()
-            print(f"  {layer.value}.{table:<24} {rows:>6,} rows")
+        for name, count in rows.items():
+            print(f"  {name:<32} {count:>6,} rows")
         return 0
     finally:
         fake.stop()

@@ -7,16 +7,32 @@ from datetime import date
 
 import pytest
 from dagster import DagsterInstance, EnvVar, materialize
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from spotify_assets.catalog import Layer
 from spotify_assets.defs.partitions import daily_partitions
-from spotify_assets.defs.spotify import build_spotify_assets, raw_path
+from spotify_assets.defs.spotify import RAW, build_spotify_assets, raw_path
 from spotify_assets.lake import delta
 from spotify_assets.resources import SpotifyApi, build_resources
+from spotify_assets_tests import spotify_demo
 from spotify_assets_tests.conftest import make_settings
 from spotify_assets_tests.fake_spotify import FakeSpotify
 
-DAY, NEXT = date(2026, 1, 2), date(2026, 1, 3)
+PREV, DAY, NEXT = date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)
+
+
+class DeltaPath:
+    """A lake table, read as a count of rows per value of some columns."""
+
+    def __init__(self, spark, settings, layer, name):
+        self.spark, self.path = spark, build_resources(settings)["lakehouse"].path(layer, name)
+
+    def rows(self, *columns) -> dict:
+        frame = delta.read(self.spark, self.path).groupBy(*columns).count().collect()
+        return {tuple(r[:-1]): r[-1] for r in frame}
 
 
 @pytest.fixture
@@ -168,7 +184,11 @@ def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark
     assert set(first) == {(DAY, DAY), (NEXT, DAY)}
 
 
-def test_an_old_day_is_not_fetched_after_the_fact(branch, fake):
+def range_tags(first: date, last: date) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: str(first), ASSET_PARTITION_RANGE_END_TAG: str(last)}
+
+
+def test_old_days_are_not_fetched_and_a_range_it_cannot_complete_is_refused(branch, fake):
     result = run(branch, DAY, run_config={})
     assert fake.count("/v1/") == 0
     assert result.get_asset_materialization_events() == []
@@ -176,3 +196,75 @@ def test_an_old_day_is_not_fetched_after_the_fact(branch, fake):
         "not fetched: ['2026-01-02']; the API answers with the current new releases only" in m
         for m in messages(branch["instance"], result)
     )
+
+    # NEXT's answers recorded; then a range run over PREV .. NEXT (PREV too old to fetch) is
+    # refused before any request, rather than marking PREV and DAY materialised.
+    raw_only = [a for a in branch["assets"] if RAW in a.keys]
+    materialize(raw_only, partition_key=str(NEXT), resources=branch["resources"],
+                instance=branch["instance"], run_config=FETCH_OLDER_DAYS)  # fmt: skip
+    requests = len(fake.requests)
+    refused = materialize(
+        raw_only,
+        resources=branch["resources"],
+        instance=branch["instance"],
+        tags=range_tags(PREV, NEXT),
+        raise_on_error=False,
+    )
+    assert not refused.success and len(fake.requests) == requests
+    assert refused.get_asset_materialization_events() == []
+    failure = refused.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure.description == (
+        "cannot produce 2026-01-01 .. 2026-01-02: the API answers with the current new releases "
+        "only (set fetch_older_days to record today's answers as those days'). A run over "
+        "2026-01-01 .. 2026-01-03 would mark every day of it materialised; run only the days "
+        "it can produce (2026-01-03), or one day at a time."
+    )
+    # Silver, asked for DAY .. NEXT with raw answers for NEXT only, refuses the same way.
+    silver_only = [a for a in branch["assets"] if a.node_def.name == "silver_spotify"]
+    refused = materialize(silver_only, resources=branch["resources"], instance=branch["instance"],
+                          tags=range_tags(DAY, NEXT), raise_on_error=False)  # fmt: skip
+    failure = refused.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure.description == (
+        "cannot produce 2026-01-02: no raw answers in bronze/spotify_new_releases for those "
+        "days. A run over 2026-01-02 .. 2026-01-03 would mark every day of it materialised; "
+        "run only the days it can produce (2026-01-03), or one day at a time."
+    )
+
+
+def test_make_demo_range_run_then_an_earlier_day_moves_first_seen(spark, tmp_path, fake,
+                                                                  monkeypatch):  # fmt: skip
+    """`make demo`'s Spotify step (one run over two days, full definitions), then an earlier
+    day backfilled: the later days' first-seen dates follow."""
+    monkeypatch.setenv("SPOTIFY_CLIENT_ID", fake.client_id)
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", fake.client_secret)
+    settings = make_settings(tmp_path, SPOTIFY_API_URL=fake.api_url,
+                             SPOTIFY_TOKEN_URL=fake.token_url)  # fmt: skip
+    instance = DagsterInstance.ephemeral()
+    albums = list(fake.album_objects.values())
+    tracks = [t for a in albums for t in a["_tracks"]]
+    artists = {
+        a["id"] for album in albums for t in [album, *album["_tracks"]] for a in t["artists"]
+    }
+    result, rows = spotify_demo.run(settings, instance, DAY, NEXT)
+    assert result.success
+    assert rows == {
+        "silver.spotify_albums": 2 * len(albums),
+        "silver.spotify_tracks": 2 * len(tracks),
+        "silver.spotify_artists": 2 * len(artists),
+        "gold.new_release_tracks": 2 * len(tracks),
+        "gold.spotify_artist_history": len(artists),
+    }
+    assert fake.count("/v1/search") == 2  # one search page of at most 10 albums per day
+    published = DeltaPath(spark, settings, Layer.GOLD, "new_release_tracks")
+    assert published.rows("seen_on", "first_seen") == {(DAY, DAY): len(tracks),
+                                                       (NEXT, DAY): len(tracks)}  # fmt: skip
+
+    result, rows = spotify_demo.run(settings, instance, PREV, PREV)
+    assert result.success and rows["gold.new_release_tracks"] == 3 * len(tracks)
+    assert published.rows("seen_on", "first_seen") == {
+        (PREV, PREV): len(tracks),
+        (DAY, PREV): len(tracks),
+        (NEXT, PREV): len(tracks),
+    }
+    gold = result.asset_materializations_for_node("gold__new_release_tracks")[0].metadata
+    assert gold["first_seen_moved_on_later_days"].value == 2 * len(tracks)

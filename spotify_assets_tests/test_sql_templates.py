@@ -33,6 +33,13 @@ STATEMENTS = {
         has_end=True,
         evolve_schema=False,
     ),
+    "update_matched": lambda: render(
+        "update_matched.sql.j2",
+        target="/lake/gold/new_release_tracks",
+        source="matched_updates",
+        keys=["track_id", "seen_on"],
+        columns=["first_seen"],
+    ),
     "sync_table_with_a_new_column": lambda: render(
         "sync_table.sql.j2",
         target="/lake/silver/dim_user_versions",

@@ -19,6 +19,7 @@ and the rest of the branch is skipped: a run of it succeeds.
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from dagster import (
     AssetExecutionContext,
@@ -28,6 +29,7 @@ from dagster import (
     BackfillPolicy,
     Config,
     DefaultScheduleStatus,
+    Failure,
     MaterializeResult,
     PartitionsDefinition,
     asset,
@@ -92,6 +94,50 @@ class FetchConfig(Config):
     )
 
 
+def plan_days(
+    days: list[date], lakehouse_root: str, config: FetchConfig
+) -> tuple[list[date], list[str], list[str]]:
+    """The run's days split into: to fetch, kept (answers fetched before), and skipped (too old
+    to fetch after the fact); the last two as ISO dates, as the metadata shows them."""
+    recent = datetime.now(UTC).date() - timedelta(days=RECENT_DAYS)
+    to_fetch, kept, skipped = [], [], []
+    for day in days:
+        if raw_path(lakehouse_root, day).exists() and not config.refetch:
+            kept.append(day.isoformat())
+        elif day < recent and not config.fetch_older_days:
+            skipped.append(day.isoformat())
+        else:
+            to_fetch.append(day)
+    return to_fetch, kept, skipped
+
+
+def spans(days: list[date]) -> str:
+    """Days as runs of consecutive days: '2026-01-01 .. 2026-01-28, 2026-02-03'."""
+    runs: list[list[date]] = []
+    for day in sorted(days):
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
+
+
+def refuse_partial_range(days: list[date], missing: list[str], why: str) -> NoReturn:
+    """A run over a range marks every day of it materialised: a range some of whose days this
+    asset cannot produce is refused before any work, naming the days it can, rather than
+    reported as materialised (a later backfill of the missing days would skip them)."""
+    cannot = [d for d in days if d.isoformat() in missing]
+    can = [d for d in days if d.isoformat() not in missing]
+    raise Failure(
+        description=(
+            f"cannot produce {spans(cannot)}: {why}. A run over {spans(days)} would mark every "
+            f"day of it materialised; run only the days it can produce ({spans(can)}), or one "
+            "day at a time."
+        ),
+        allow_retries=False,
+    )
+
+
 def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
     @asset(
         key=RAW,
@@ -118,21 +164,22 @@ def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
                 f"the Spotify assets are skipped for {', '.join(map(str, days))}"
             )
             return
+        to_fetch, kept, skipped = plan_days(days, lakehouse.root, config)
+        if skipped and (to_fetch or kept):
+            refuse_partial_range(
+                days,
+                skipped,
+                "the API answers with the current new releases "
+                "only (set fetch_older_days to record today's answers as "
+                "those days')",
+            )
         client = spotify.client()
-        recent = datetime.now(UTC).date() - timedelta(days=RECENT_DAYS)
-        fetched, kept, skipped, modes = [], [], [], set()
+        fetched, modes = [], set()
         albums = artists = 0
-        for day in days:
-            path = raw_path(lakehouse.root, day)
-            if path.exists() and not config.refetch:
-                kept.append(day.isoformat())
-                continue
-            if day < recent and not config.fetch_older_days:
-                skipped.append(day.isoformat())
-                continue
+        for day in to_fetch:
             releases = fetch_new_releases(client, spotify.max_albums)
             write_json_atomically(
-                path,
+                raw_path(lakehouse.root, day),
                 {
                     "day": day.isoformat(),
                     "fetched_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
@@ -145,12 +192,11 @@ def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
             albums, artists = albums + len(releases.albums), artists + len(releases.artists)
         if kept:
             context.log.info(f"kept the answers fetched before for {kept}")
-        if skipped:
+        if skipped:  # then nothing else: every day of the run was skipped
             context.log.warning(
                 f"not fetched: {skipped}; the API answers with the current new releases only "
                 "(set fetch_older_days to record them as those days')"
             )
-        if not fetched and not kept:
             return
         yield MaterializeResult(
             metadata={
@@ -202,11 +248,16 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
     )
     def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
-        session = spark.session(context.log)
-        days = [d for d in run_days(context) if raw_path(lakehouse.root, d).exists()]
-        if not days:
+        days = run_days(context)
+        missing = [d.isoformat() for d in days if not raw_path(lakehouse.root, d).exists()]
+        if len(missing) == len(days):
             context.log.warning("no raw Spotify answers for these days: nothing to conform")
             return
+        if missing:
+            refuse_partial_range(
+                days, missing, f"no raw answers in {RAW.to_user_string()} for those days"
+            )
+        session = spark.session(context.log)
         history_paths = {t: schema_history.history_path(lakehouse.root, t) for t in SILVER_TABLES}
         histories = {t: schema_history.load(p, t) for t, p in history_paths.items()}
         for day in days:
@@ -313,6 +364,17 @@ def build_new_release_tracks(partitions: PartitionsDefinition) -> AssetsDefiniti
         )
         path = lakehouse.path(Layer.GOLD, "new_release_tracks")
         delta.replace_window(published, path, window)
+        # Days after the window keep their rows, but an earlier day backfilled (or fetched
+        # again) after them moves their tracks' first-seen dates.
+        stale = (
+            delta.read(session, path)
+            .where(F.col("seen_on") >= F.lit(window.end))
+            .join(first_seen.withColumnRenamed("first_seen", "recomputed"), "track_id")
+            .where(~F.col("first_seen").eqNullSafe(F.col("recomputed")))
+            .select("track_id", "seen_on", F.col("recomputed").alias("first_seen"))
+            .dropDuplicates(["track_id", "seen_on"])
+        )
+        moved = delta.update_matched(session, stale, path, ["track_id", "seen_on"], ["first_seen"])
         written = delta.read(session, path).where(window.predicate())
         rows = written.count()
         new_today = written.where(F.col("first_seen") == F.col("seen_on")).count()
@@ -322,6 +384,7 @@ def build_new_release_tracks(partitions: PartitionsDefinition) -> AssetsDefiniti
                 rows,
                 path,
                 first_seen_in_these_days=new_today,
+                first_seen_moved_on_later_days=moved,
             )
         )
 

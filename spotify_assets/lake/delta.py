@@ -4,6 +4,8 @@
   inserts the (key, watermark) pairs not yet in the window, never updating or deleting a version.
 - `replace_window`: a partitioned table's window, replaced atomically (`replaceWhere`).
 - `overwrite`: a table recomputed whole from its inputs.
+- `update_matched`: a few columns of rows outside the window a run replaced, which that window's
+  data decides (e.g. a first-seen date on later days when an earlier day is backfilled).
 """
 
 from __future__ import annotations
@@ -130,6 +132,28 @@ def replace_window(df: DataFrame, path: str, window: Window) -> None:
         .option("mergeSchema", "true")
         .save(path)
     )
+
+
+def update_matched(
+    spark: SparkSession,
+    df: DataFrame,
+    path: str,
+    keys: list[str],
+    columns: list[str],
+    view: str = "matched_updates",
+) -> int:
+    """Set `columns` of the rows matching `df` on `keys` to `df`'s values; returns the rows
+    updated. `df` must hold at most one row per key (MERGE refuses ambiguous matches). Nothing
+    to update writes no commit."""
+    if df.isEmpty():
+        return 0
+    df.createOrReplaceTempView(view)
+    statement = render(
+        "update_matched.sql.j2", target=path, source=view, keys=keys, columns=columns
+    )
+    row = statement.run(spark).first()
+    spark.catalog.dropTempView(view)
+    return int(row["num_updated_rows"]) if row is not None else 0
 
 
 def table_version(spark: SparkSession, path: str) -> int:
