@@ -45,9 +45,9 @@ postgres:
 jars: $(INSTALLED)
 	@$(BIN)/spotify-lakehouse fetch-jars
 
-dagster-home:
-	@mkdir -p "$(DAGSTER_HOME)"
-	@test -e "$(DAGSTER_HOME)/dagster.yaml" || ln -s "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+# $(DAGSTER_HOME)/dagster.yaml from ./dagster.yaml; storage in PostgreSQL when DAGSTER_POSTGRES_URL is set.
+dagster-home: $(INSTALLED)
+	@$(BIN)/spotify-lakehouse dagster-home
 
 setup: $(INSTALLED) java jars dagster-home
 

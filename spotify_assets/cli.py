@@ -135,12 +135,34 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if materialize_range(settings, start, end).success else 1
 
 
+def cmd_dagster_home(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.instance import write_dagster_home
+
+    storage = write_dagster_home(settings.dagster_home)
+    where = "PostgreSQL (DAGSTER_POSTGRES_URL)" if storage == "postgres" else "SQLite files"
+    print(f"Dagster instance {settings.dagster_home}: storage in {where}")
+    return 0
+
+
+def cmd_connect_server(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from spotify_assets.spark.connect_server import command
+    from spotify_assets.spark.session import SparkOptions, check_java
+
+    check_java()
+    argv = command(SparkOptions.from_settings(settings), args.port, args.host)
+    print(f"Spark Connect server with Delta Lake on sc://{args.host}:{args.port} (Ctrl-C stops it)")
+    print(f"Use it with: SPARK_ENGINE=connect SPARK_REMOTE=sc://{args.host}:{args.port}")
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from spotify_assets.reconcile import format_counts, layer_counts
-    from spotify_assets.resources import build_resources, source_for_this_process
+    from spotify_assets.resources import source_for_this_process, spark_for_this_process
 
-    resources = build_resources(settings)
-    spark = resources["spark"].session()
+    spark = spark_for_this_process(settings)
     source = source_for_this_process(settings)
     rows = layer_counts(spark, source, settings.lakehouse_root)
     print(format_counts(rows))
@@ -212,6 +234,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("table", help="silver table, e.g. fact_stream")
     sp.add_argument("columns", nargs="+", help="column names as bronze has them")
     sp.set_defaults(func=cmd_accept_columns)
+    sp = sub.add_parser("dagster-home", help="write DAGSTER_HOME/dagster.yaml (storage by env)")
+    sp.set_defaults(func=cmd_dagster_home)
+    sp = sub.add_parser("connect-server", help="run a Spark Connect server with Delta Lake")
+    sp.add_argument("--port", type=int, default=15002)
+    sp.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    sp.set_defaults(func=cmd_connect_server)
     sp = sub.add_parser("summary", help="rows per table per layer, reconciled with the source")
     sp.set_defaults(func=cmd_summary)
     sp = sub.add_parser("demo", help="seed, materialise the seeded range, summarise")

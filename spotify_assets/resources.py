@@ -24,6 +24,7 @@ class SparkResource(ConfigurableResource):
     shuffle_partitions: int
     jars_dir: str
     warehouse_dir: str
+    remote: str = ""  # sc://...: the connect engine (may carry a token: an EnvVar when set)
 
     def session(self, log: Any = None) -> SparkSession:
         options = SparkOptions(
@@ -32,10 +33,12 @@ class SparkResource(ConfigurableResource):
             shuffle_partitions=self.shuffle_partitions,
             jars_dir=Path(self.jars_dir),
             warehouse_dir=Path(self.warehouse_dir),
+            remote=self.remote,
         )
         spark, seconds = get_session(options)
         if seconds and log is not None:
-            log.info(f"Started Spark {spark.version} with Delta Lake in {seconds:.1f} s")
+            where = "on the Spark Connect server" if self.remote else "with Delta Lake"
+            log.info(f"Started Spark {spark.version} {where} in {seconds:.1f} s")
         return spark
 
 
@@ -84,6 +87,12 @@ def source_for_this_process(settings: Settings) -> SourceDatabase:
     return SourceDatabase(url=settings.source_db_url)
 
 
+def spark_for_this_process(settings: Settings) -> SparkSession:
+    """The Spark session, for work outside a run (the command line, the demo), on the same
+    engine the runs use."""
+    return get_session(SparkOptions.from_settings(settings))[0]
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     spark = SparkOptions.from_settings(settings)
     # The source URL may hold a password: pass it as an EnvVar so Dagster never shows its value.
@@ -96,6 +105,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             shuffle_partitions=spark.shuffle_partitions,
             jars_dir=str(spark.jars_dir),
             warehouse_dir=str(spark.warehouse_dir),
+            remote=_env_var_if_set("SPARK_REMOTE", spark.remote) if spark.remote else "",
         ),
         "lakehouse": Lakehouse(root=settings.lakehouse_root),
         "spotify": SpotifyApi(

@@ -26,6 +26,8 @@ class Settings:
     lakehouse_root: str
     dagster_home: Path
     start_date: date
+    spark_engine: str
+    spark_remote: str
     spark_master: str
     spark_driver_memory: str
     spark_shuffle_partitions: int
@@ -48,7 +50,22 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SPOTIFY_SOURCE_DB_URL": ("sqlite:///.data/source.db", "SQLAlchemy URL of the SQL source"),
     "LAKEHOUSE_ROOT": (".data/lake", "folder holding <layer>/<table> Delta tables"),
     "DAGSTER_HOME": (".dagster_home", "Dagster instance folder (run history, schedules)"),
+    "DAGSTER_POSTGRES_URL": (
+        "",
+        "postgresql+psycopg2://user:password@host:port/db: the Dagster instance's storage in "
+        "PostgreSQL (unset: SQLite files under DAGSTER_HOME)",
+    ),
     "LAKEHOUSE_START_DATE": (DEFAULT_START_DATE.isoformat(), "first daily partition (YYYY-MM-DD)"),
+    "SPARK_ENGINE": (
+        "local",
+        "local (a Spark inside the run's process) or connect (the Spark Connect server at "
+        "SPARK_REMOTE): the same asset code runs on both",
+    ),
+    "SPARK_REMOTE": (
+        "",
+        "Spark Connect URL for the connect engine, sc://host:port[/;token=...] (read as a "
+        "Dagster EnvVar: a token in it is never shown)",
+    ),
     "SPARK_MASTER": ("local[2]", "Spark master for the local engine"),
     "SPARK_DRIVER_MEMORY": ("2g", "driver memory of the local Spark JVM"),
     "SPARK_SHUFFLE_PARTITIONS": ("4", "spark.sql.shuffle.partitions (small data wants few)"),
@@ -100,6 +117,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     shuffle_partitions = _whole_number(env, "SPARK_SHUFFLE_PARTITIONS", 1, 10_000)
     interval = _whole_number(env, "SOURCE_SENSOR_INTERVAL_SECONDS", 1, 86_400)
     hour = _whole_number(env, "DAILY_SCHEDULE_HOUR", 0, 23)
+    engine = _choice(env, "SPARK_ENGINE", ("local", "connect"))
+    remote = _get(env, "SPARK_REMOTE")
+    if engine == "connect" and not remote.startswith("sc://"):
+        raise ConfigError(
+            "SPARK_ENGINE=connect needs SPARK_REMOTE, the Spark Connect URL "
+            "(sc://host:port), e.g. sc://127.0.0.1:15002 for `spotify-lakehouse connect-server`"
+        )
     root = _get(env, "LAKEHOUSE_ROOT")
     if "://" not in root:
         root = str(Path(root).expanduser().resolve())
@@ -108,6 +132,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lakehouse_root=root,
         dagster_home=Path(_get(env, "DAGSTER_HOME")).expanduser().resolve(),
         start_date=start_date,
+        spark_engine=engine,
+        spark_remote=remote if engine == "connect" else "",
         spark_master=_get(env, "SPARK_MASTER"),
         spark_driver_memory=_get(env, "SPARK_DRIVER_MEMORY"),
         spark_shuffle_partitions=shuffle_partitions,

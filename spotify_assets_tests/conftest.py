@@ -10,6 +10,7 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
 from spotify_assets.settings import Settings, load_settings
+from spotify_assets.spark import connect_server
 from spotify_assets.spark.session import SparkOptions, get_session
 from spotify_assets_tests.pg_server import PostgresUnavailable, throwaway_postgres
 
@@ -35,6 +36,16 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     settings = make_settings(tmp_path_factory.mktemp("spark"))
     session, _ = get_session(SparkOptions.from_settings(settings))
     return session
+
+
+@pytest.fixture(scope="session")
+def spark_connect_url(tmp_path_factory: pytest.TempPathFactory):
+    """A Spark Connect server with Delta Lake on loopback (`spotify-lakehouse connect-server`),
+    started for the tests that need one and stopped with the session."""
+    root = tmp_path_factory.mktemp("spark-connect")
+    options = SparkOptions.from_settings(make_settings(root))
+    with connect_server.start(options, log=root / "server.log") as url:
+        yield url
 
 
 @pytest.fixture

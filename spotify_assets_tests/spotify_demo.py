@@ -39,6 +39,7 @@ def run(settings: Settings, instance: DagsterInstance, first: date, last: date):
     from spotify_assets.definitions import build_definitions
     from spotify_assets.defs.spotify import SPOTIFY_JOB
     from spotify_assets.lake import delta
+    from spotify_assets.resources import spark_for_this_process
 
     defs = build_definitions(settings)
     result = defs.resolve_job_def(SPOTIFY_JOB).execute_in_process(
@@ -54,7 +55,7 @@ def run(settings: Settings, instance: DagsterInstance, first: date, last: date):
     )
     rows = {}
     if result.success:
-        spark = defs.resources["spark"].session()
+        spark = spark_for_this_process(settings)
         lakehouse = defs.resources["lakehouse"]
         for layer, table in TABLES:
             path = lakehouse.path(layer, table)

@@ -124,3 +124,18 @@ def test_definitions_load_when_the_source_url_comes_from_the_environment(tmp_pat
     defs = build_definitions(load_settings())
     assert isinstance(defs.resources["source_db"].url, EnvVar)
     assert len(list(defs.get_repository_def().asset_graph.get_all_asset_keys())) == 25
+
+
+def test_a_spark_connect_url_is_passed_as_an_env_var_and_never_shown(tmp_path, monkeypatch):
+    from dagster import EnvVar
+
+    from spotify_assets.settings import load_settings
+
+    remote = "sc://spark.example.com:443/;token=dapi-not-for-your-eyes"
+    monkeypatch.setenv("SPARK_ENGINE", "connect")
+    monkeypatch.setenv("SPARK_REMOTE", remote)
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "lake"))
+    defs = build_definitions(load_settings())
+    spark = defs.resources["spark"]
+    assert isinstance(spark.remote, EnvVar) and spark.remote.env_var_name == "SPARK_REMOTE"
+    assert "dapi-not-for-your-eyes" not in repr(spark)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 from sqlalchemy import select, text
 
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, SOURCE_TABLES, Layer, table_path
@@ -124,19 +129,40 @@ def test_backfill_of_the_seeded_range_reconciles_every_layer(spark, lakehouse):
     ]  # fmt: skip
 
 
-def test_partitions_run_out_of_order_give_the_same_tables(spark, lakehouse, tmp_path):
-    """Day 3, then days 1-2, on a second lakehouse equal one ordered run (ingestion times aside,
-    which differ between two lakehouses by nature)."""
+def test_out_of_order_runs_through_spark_connect_equal_one_ordered_local_run(
+    spark, lakehouse, tmp_path, spark_connect_url
+):
+    """Day 3, then days 1-2, through a Spark Connect server (`spotify-lakehouse materialize` in
+    a process of its own with SPARK_ENGINE=connect), give the same tables as one ordered run on
+    the local engine: the same asset code on both engines, and order does not matter
+    (ingestion times aside, which differ between two lakehouses by nature)."""
     settings = make_settings(tmp_path)
     source = SourceDatabase(url=settings.source_db_url)
     simulator.seed(source.engine, seed_value=11, start=START, days=3, echo=lambda _: None)
-    with DagsterInstance.ephemeral() as instance:
-        for first, last in ((DAY3, DAY3), (DAY1, date(2026, 1, 2))):
-            result = materialize_range(settings, first, last, instance=instance, say=lambda _: None)
-            assert result.success
+    settings.dagster_home.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "SPOTIFY_SOURCE_DB_URL": settings.source_db_url,
+        "LAKEHOUSE_ROOT": settings.lakehouse_root,
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "LAKEHOUSE_START_DATE": START.isoformat(),
+        "SPARK_ENGINE": "connect",
+        "SPARK_REMOTE": spark_connect_url,
+    }
+    cli = str(Path(sys.executable).parent / "spotify-lakehouse")
+    for first, last in ((DAY3, DAY3), (DAY1, date(2026, 1, 2))):
+        done = subprocess.run(
+            [cli, "materialize", "--start", str(first), "--end", str(last)],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "on the Spark Connect server" in done.stdout + done.stderr
     # The second run rebuilt day 3's joined windows: their dimension versions had changed.
-    mats = result.asset_materializations_for_node("silver__streams_enriched")
-    assert mats[0].metadata["windows_rebuilt_for_dimension_changes"].value == ["2026-01-03"]
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(settings.dagster_home))) as instance:
+        event = instance.get_latest_materialization_event(AssetKey(["silver", "streams_enriched"]))
+    assert event is not None and event.asset_materialization is not None
+    rebuilt = event.asset_materialization.metadata["windows_rebuilt_for_dimension_changes"]
+    assert rebuilt.value == ["2026-01-03"]
     assert snapshot(spark, settings, drop=("_ingested_at",)) == snapshot(
         spark, lakehouse[0], drop=("_ingested_at",)
     )

@@ -41,3 +41,17 @@ def test_malformed_values_name_the_variable():
         load_settings({"SPARK_SHUFFLE_PARTITIONS": "0"})
     with pytest.raises(ConfigError, match=r"DAILY_SCHEDULE_HOUR='25' must be a whole number"):
         load_settings({"DAILY_SCHEDULE_HOUR": "25"})
+    with pytest.raises(ConfigError, match=r"SPARK_ENGINE='spark' must be one of local, connect"):
+        load_settings({"SPARK_ENGINE": "spark"})
+    with pytest.raises(
+        ConfigError,
+        match=r"^SPARK_ENGINE=connect needs SPARK_REMOTE, the Spark Connect URL \(sc://host:port\)",
+    ):
+        load_settings({"SPARK_ENGINE": "connect", "SPARK_REMOTE": "127.0.0.1:15002"})
+
+
+def test_the_connect_engine_takes_its_url_and_the_local_engine_ignores_it():
+    remote = "sc://127.0.0.1:15002/;token=not-shown"
+    connect = load_settings({"SPARK_ENGINE": "connect", "SPARK_REMOTE": remote})
+    assert (connect.spark_engine, connect.spark_remote) == ("connect", remote)
+    assert load_settings({"SPARK_REMOTE": remote}).spark_remote == ""

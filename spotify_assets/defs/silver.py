@@ -289,7 +289,9 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
             enriched.DIMENSIONS,
             paths,
             frames.__getitem__,
-            lambda span: enriched.statement(span.args()).run(session),
+            # The window is a filter on the result (Spark pushes it down to the fact scan), not
+            # a SQL parameter: Spark Connect cannot bind parameters in a query that is written.
+            lambda span: enriched.statement().run(session).where(span.predicate()),
         )
         if stale:
             context.log.info(

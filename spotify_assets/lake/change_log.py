@@ -21,11 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from delta.tables import DeltaTable
 from py4j.protocol import Py4JJavaError
-from pyspark.errors.exceptions.captured import CapturedException
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from spotify_assets.lake import delta
 from spotify_assets.sql import delta_table, render
@@ -49,8 +47,7 @@ class SyncCounts:
 
 def ensure_properties(spark: SparkSession, path: str) -> None:
     """Turn on the change data feed and deletion vectors (tables written by older code)."""
-    current = DeltaTable.forPath(spark, path).detail().select("properties").first()
-    have = (current["properties"] or {}) if current is not None else {}
+    have = delta.detail(spark, path)["properties"] or {}
     missing = {k: v for k, v in PROPERTIES.items() if have.get(k) != v}
     if missing:
         assignments = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())  # constants
@@ -59,7 +56,7 @@ def ensure_properties(spark: SparkSession, path: str) -> None:
 
 def create(df: DataFrame, path: str) -> None:
     """A new table with the change data feed and deletion vectors on."""
-    writer = df.write.format("delta").mode("errorifexists")
+    writer = df.write.format("delta").mode("error")  # Spark Connect knows no "errorifexists"
     for name, value in PROPERTIES.items():
         writer = writer.option(name, value)
     writer.save(path)
@@ -107,12 +104,11 @@ def changed_keys(
     if until <= since:
         return spark.createDataFrame([], delta.read(spark, path).select(key).schema)
     latest = delta.table_version(spark, path)
-    history = (
-        DeltaTable.forPath(spark, path)
-        .history(max(latest - since, 1))  # the commits after `since`, not the whole log
-        .where((F.col("version") > since) & (F.col("version") <= until))
-    )
-    operations = history.select("version", "operation", "operationParameters").collect()
+    operations = [  # the commits after `since`, not the whole log
+        op
+        for op in delta.history(spark, path, max(latest - since, 1))
+        if since < op["version"] <= until
+    ]
     if len(operations) != until - since:  # part of the log is gone
         return None
     for op in operations:
@@ -131,7 +127,7 @@ def changed_keys(
             .distinct()
             .localCheckpoint()
         )
-    except (CapturedException, Py4JJavaError):
+    except (PySparkException, Py4JJavaError):
         return None
 
 
@@ -142,14 +138,7 @@ def recorded(spark: SparkSession, path: str, name: str, within: int = 20) -> dic
     describes the table."""
     if not delta.exists(spark, path):
         return None
-    rows = (
-        DeltaTable.forPath(spark, path)
-        .history(within)
-        .orderBy(F.col("version").desc())
-        .select("operation", "userMetadata")
-        .collect()
-    )
-    for row in rows:
+    for row in delta.history(spark, path, within):  # newest first
         try:
             document = json.loads(row["userMetadata"]) if row["userMetadata"] else None
         except ValueError:

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import validate_identifier
-from spotify_assets.sql import render
+from spotify_assets.sql import delta_table, render
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,28 @@ def _literal(value: datetime | date) -> str:
     return f"DATE'{value.isoformat()}'"
 
 
+# Table metadata is read with SQL (DESCRIBE ...), not delta's Python DeltaTable: the SQL works
+# the same on a local session, over Spark Connect, and on Databricks, where DeltaTable needs a
+# Delta Connect plugin on the server.
+
+
 def exists(spark: SparkSession, path: str) -> bool:
-    return DeltaTable.isDeltaTable(spark, path)
+    try:
+        detail = spark.sql(f"DESCRIBE DETAIL {delta_table(path)}").select("format").first()
+    except AnalysisException:  # no such path
+        return False
+    return detail is not None and detail["format"] == "delta"
+
+
+def detail(spark: SparkSession, path: str) -> Row:
+    row = spark.sql(f"DESCRIBE DETAIL {delta_table(path)}").first()
+    assert row is not None
+    return row
+
+
+def history(spark: SparkSession, path: str, limit: int) -> list[Row]:
+    """The table's latest `limit` commits, newest first."""
+    return spark.sql(f"DESCRIBE HISTORY {delta_table(path)} LIMIT {int(limit)}").collect()
 
 
 def read(spark: SparkSession, path: str) -> DataFrame:
@@ -157,14 +177,14 @@ def update_matched(
 
 
 def table_version(spark: SparkSession, path: str) -> int:
-    row = DeltaTable.forPath(spark, path).history(1).select("version").first()
-    return int(row["version"]) if row is not None else -1
+    rows = history(spark, path, 1)
+    return int(rows[0]["version"]) if rows else -1
 
 
 def last_commit_rows(spark: SparkSession, path: str) -> int:
     """Rows the table's latest commit wrote, from Delta's operation metrics (no second scan)."""
-    row = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
-    metrics = (row["operationMetrics"] or {}) if row is not None else {}
+    rows = history(spark, path, 1)
+    metrics = (rows[0]["operationMetrics"] or {}) if rows else {}
     return int(metrics.get("numOutputRows", 0))
 
 

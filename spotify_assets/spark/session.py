@@ -51,6 +51,7 @@ class SparkOptions:
     shuffle_partitions: int
     jars_dir: Path
     warehouse_dir: Path
+    remote: str = ""  # sc://host:port: sessions come from that Spark Connect server
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SparkOptions:
@@ -60,45 +61,71 @@ class SparkOptions:
             shuffle_partitions=settings.spark_shuffle_partitions,
             jars_dir=settings.delta_jars_dir,
             warehouse_dir=settings.data_dir / "spark-warehouse",
+            remote=settings.spark_remote,
         )
+
+
+# What the code relies on in any session, local or remote (settable per session).
+SESSION_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    # Delta's SQL parser drops SQL parameters on Spark 4.1+ (delta-io/delta#7640); Spark's
+    # substitution of constant parameters still binds them (apache/spark#55392).
+    "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
+}
+
+
+def delta_conf(options: SparkOptions) -> dict[str, str]:
+    """A Spark with Delta Lake as this project runs it: the local session's configuration, and
+    the configuration `connect-server` starts its server with."""
+    return {
+        "spark.jars": ",".join(str(p) for p in delta_jars.jar_paths(options.jars_dir)),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.driver.memory": options.driver_memory,
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
+        "spark.default.parallelism": str(options.shuffle_partitions),
+        "spark.sql.warehouse.dir": str(options.warehouse_dir),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.databricks.delta.retentionDurationCheck.enabled": "true",
+        **SESSION_CONF,
+    }
 
 
 def build_session(options: SparkOptions) -> SparkSession:
+    if options.remote:
+        return connect_session(options.remote)
     check_java()
-    jars = delta_jars.jar_paths(options.jars_dir)
-    builder = (
-        SparkSession.builder.appName("spotify-lakehouse")
-        .master(options.master)
-        .config("spark.jars", ",".join(str(p) for p in jars))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
-        .config("spark.driver.memory", options.driver_memory)
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(options.shuffle_partitions))
-        .config("spark.default.parallelism", str(options.shuffle_partitions))
-        .config("spark.sql.warehouse.dir", str(options.warehouse_dir))
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        # Delta's SQL parser drops SQL parameters on Spark 4.1+ (delta-io/delta#7640); Spark's
-        # substitution of constant parameters still binds them (apache/spark#55392).
-        .config("spark.sql.legacy.parameterSubstitution.constantsOnly", "true")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-        .config("spark.databricks.delta.retentionDurationCheck.enabled", "true")
-    )
+    builder = SparkSession.builder.appName("spotify-lakehouse").master(options.master)
+    for key, value in delta_conf(options).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def connect_session(url: str) -> SparkSession:
+    """A session on a Spark Connect server (which must have Delta Lake: see `connect-server`)."""
+    session = SparkSession.builder.remote(url).getOrCreate()
+    for key, value in SESSION_CONF.items():
+        session.conf.set(key, value)
+    return session
+
+
+def _alive(session: SparkSession) -> bool:
+    if hasattr(session, "is_stopped"):  # a Spark Connect session
+        return not session.is_stopped
+    return session.sparkContext._jsc is not None
 
 
 def get_session(options: SparkOptions) -> tuple[SparkSession, float]:
     """The process's session (created on first use) and the seconds this call spent creating it."""
     global _session, _created
     with _lock:
-        if _session is not None and _session.sparkContext._jsc is not None:
+        if _session is not None and _alive(_session):
             return _session, 0.0
         started = time.monotonic()
         _session = build_session(options)

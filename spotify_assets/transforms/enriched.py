@@ -64,8 +64,9 @@ VIEWS: dict[str, tuple[Layer, str]] = {
 }
 
 
-def statement(args: dict[str, Any] | None = None) -> Statement:
-    return render(TEMPLATE, args=args, **PARAMETERS)
+def statement() -> Statement:
+    """Every stream with the versions valid when it happened; callers filter it to a window."""
+    return render(TEMPLATE, **PARAMETERS)
 
 
 def view_schemas() -> dict[str, dict[str, str]]:

@@ -72,5 +72,3 @@ LEFT JOIN art
   ON art.`_key` = trk.`artist_id`
   AND (art.`_valid_from` IS NULL OR f.`stream_timestamp` >= art.`_valid_from`)
   AND (art.`_valid_to` IS NULL OR f.`stream_timestamp` < art.`_valid_to`)
-WHERE f.`stream_timestamp` >= :window_start
-  AND f.`stream_timestamp` < :window_end
