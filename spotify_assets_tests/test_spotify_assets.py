@@ -16,7 +16,7 @@ from spotify_assets.catalog import Layer
 from spotify_assets.defs.partitions import daily_partitions
 from spotify_assets.defs.spotify import RAW, build_spotify_assets, raw_path
 from spotify_assets.lake import delta
-from spotify_assets.resources import SpotifyApi, build_resources
+from spotify_assets.resources import build_resources
 from spotify_assets_tests import spotify_demo
 from spotify_assets_tests.conftest import make_settings
 from spotify_assets_tests.fake_spotify import FakeSpotify
@@ -46,15 +46,12 @@ def fake():
 def branch(tmp_path, fake, monkeypatch):
     monkeypatch.setenv("SPOTIFY_CLIENT_ID", fake.client_id)
     monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", fake.client_secret)
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, SPOTIFY_API_URL=fake.api_url,
+                             SPOTIFY_TOKEN_URL=fake.token_url)  # fmt: skip
     resources = build_resources(settings)
-    resources["spotify"] = SpotifyApi(
-        client_id=EnvVar("SPOTIFY_CLIENT_ID"),
-        client_secret=EnvVar("SPOTIFY_CLIENT_SECRET"),
-        api_url=fake.api_url,
-        token_url=fake.token_url,
-    )
+    assert isinstance(resources["spotify"].client_secret, EnvVar)
     return {
+        "settings": settings,
         "assets": build_spotify_assets(daily_partitions(settings)),
         "resources": resources,
         "lake": resources["lakehouse"],
@@ -166,7 +163,24 @@ def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark
     fake.mode = "extended"
     fake.added_fields = {"new_field": "x"}
     fake.artist_objects[artist_id]["genres"] = ["jazz", "pop"]
-    run(branch, NEXT)
+    # `make demo`'s step: the full definitions' Spotify job over DAY .. NEXT as one run (DAY's
+    # answers kept, NEXT's fetched).
+    albums = list(fake.album_objects.values())
+    tracks = [t for a in albums for t in a["_tracks"]]
+    artists = {
+        a["id"] for album in albums for t in [album, *album["_tracks"]] for a in t["artists"]
+    }
+    requests = len(fake.requests)
+    demo, rows = spotify_demo.run(branch["settings"], branch["instance"], DAY, NEXT)
+    assert demo.success and fake.count("/v1/browse/new-releases") == 1 + 1  # NEXT's only
+    assert len(fake.requests) > requests
+    assert rows == {
+        "silver.spotify_albums": 2 * len(albums),
+        "silver.spotify_tracks": 2 * len(tracks),
+        "silver.spotify_artists": 2 * len(artists),
+        "gold.new_release_tracks": 2 * len(tracks),
+        "gold.spotify_artist_history": len(artists) + 1,
+    }
     albums = table(spark, branch, Layer.SILVER, "spotify_albums", "seen_on", "popularity",
                    "_rescued_data")  # fmt: skip
     for seen_on, popularity, rescued in albums:
@@ -180,8 +194,20 @@ def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark
                     "__START_AT", "__END_AT")  # fmt: skip
     mine = sorted((row[1:] for row in history if row[0] == artist_id), key=lambda r: r[1])
     assert mine == [(before, DAY, NEXT), ('["jazz", "pop"]', NEXT, None)]
-    first = table(spark, branch, Layer.GOLD, "new_release_tracks", "seen_on", "first_seen")
-    assert set(first) == {(DAY, DAY), (NEXT, DAY)}
+    published = DeltaPath(spark, branch["settings"], Layer.GOLD, "new_release_tracks")
+    assert published.rows("seen_on", "first_seen") == {(DAY, DAY): len(tracks),
+                                                       (NEXT, DAY): len(tracks)}  # fmt: skip
+
+    # An earlier day backfilled afterwards: the later days' first-seen dates follow.
+    demo, rows = spotify_demo.run(branch["settings"], branch["instance"], PREV, PREV)
+    assert demo.success and rows["gold.new_release_tracks"] == 3 * len(tracks)
+    assert published.rows("seen_on", "first_seen") == {
+        (PREV, PREV): len(tracks),
+        (DAY, PREV): len(tracks),
+        (NEXT, PREV): len(tracks),
+    }
+    gold = demo.asset_materializations_for_node("gold__new_release_tracks")[0].metadata
+    assert gold["first_seen_moved_on_later_days"].value == 2 * len(tracks)
 
 
 def range_tags(first: date, last: date) -> dict[str, str]:
@@ -229,42 +255,3 @@ def test_old_days_are_not_fetched_and_a_range_it_cannot_complete_is_refused(bran
         "days. A run over 2026-01-02 .. 2026-01-03 would mark every day of it materialised; "
         "run only the days it can produce (2026-01-03), or one day at a time."
     )
-
-
-def test_make_demo_range_run_then_an_earlier_day_moves_first_seen(spark, tmp_path, fake,
-                                                                  monkeypatch):  # fmt: skip
-    """`make demo`'s Spotify step (one run over two days, full definitions), then an earlier
-    day backfilled: the later days' first-seen dates follow."""
-    monkeypatch.setenv("SPOTIFY_CLIENT_ID", fake.client_id)
-    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", fake.client_secret)
-    settings = make_settings(tmp_path, SPOTIFY_API_URL=fake.api_url,
-                             SPOTIFY_TOKEN_URL=fake.token_url)  # fmt: skip
-    instance = DagsterInstance.ephemeral()
-    albums = list(fake.album_objects.values())
-    tracks = [t for a in albums for t in a["_tracks"]]
-    artists = {
-        a["id"] for album in albums for t in [album, *album["_tracks"]] for a in t["artists"]
-    }
-    result, rows = spotify_demo.run(settings, instance, DAY, NEXT)
-    assert result.success
-    assert rows == {
-        "silver.spotify_albums": 2 * len(albums),
-        "silver.spotify_tracks": 2 * len(tracks),
-        "silver.spotify_artists": 2 * len(artists),
-        "gold.new_release_tracks": 2 * len(tracks),
-        "gold.spotify_artist_history": len(artists),
-    }
-    assert fake.count("/v1/search") == 2  # one search page of at most 10 albums per day
-    published = DeltaPath(spark, settings, Layer.GOLD, "new_release_tracks")
-    assert published.rows("seen_on", "first_seen") == {(DAY, DAY): len(tracks),
-                                                       (NEXT, DAY): len(tracks)}  # fmt: skip
-
-    result, rows = spotify_demo.run(settings, instance, PREV, PREV)
-    assert result.success and rows["gold.new_release_tracks"] == 3 * len(tracks)
-    assert published.rows("seen_on", "first_seen") == {
-        (PREV, PREV): len(tracks),
-        (DAY, PREV): len(tracks),
-        (NEXT, PREV): len(tracks),
-    }
-    gold = result.asset_materializations_for_node("gold__new_release_tracks")[0].metadata
-    assert gold["first_seen_moved_on_later_days"].value == 2 * len(tracks)
