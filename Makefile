@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres jars dagster-home demo dev test bench check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc jars dagster-home demo dev test bench check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
@@ -45,9 +45,10 @@ postgres:
 jars: $(INSTALLED)
 	@$(BIN)/spotify-lakehouse fetch-jars
 
-# $(DAGSTER_HOME)/dagster.yaml from ./dagster.yaml; storage in PostgreSQL when DAGSTER_POSTGRES_URL is set.
+# $(DAGSTER_HOME)/dagster.yaml from ./dagster.yaml when there is none (storage in PostgreSQL when
+# DAGSTER_POSTGRES_URL is set); `spotify-lakehouse dagster-home` rewrites it after a change.
 dagster-home: $(INSTALLED)
-	@$(BIN)/spotify-lakehouse dagster-home
+	@$(BIN)/spotify-lakehouse dagster-home --if-missing
 
 setup: $(INSTALLED) java jars dagster-home
 
@@ -58,7 +59,15 @@ demo: setup
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-test: setup postgres
+# Azure SQL's driver (mssql-python, from PyPI) loads Microsoft's ODBC driver, which needs libltdl.
+odbc:
+	@if ! ldconfig -p | grep -q 'libltdl.so.7'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libltdl7 >/dev/null; \
+	  else echo "error: Azure SQL's driver needs libltdl: sudo apt-get install libltdl7"; exit 1; fi; \
+	fi
+
+test: setup postgres odbc
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures and write benchmarks/results/*.json; BENCH_SCALE=1000 is 1M streams.

@@ -138,7 +138,9 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dagster_home(args: argparse.Namespace, settings: Settings) -> int:
     from spotify_assets.instance import write_dagster_home
 
-    storage = write_dagster_home(settings.dagster_home)
+    if args.if_missing and (settings.dagster_home / "dagster.yaml").is_file():
+        return 0
+    storage = write_dagster_home(settings.dagster_home, force=args.force)
     where = "PostgreSQL (DAGSTER_POSTGRES_URL)" if storage == "postgres" else "SQLite files"
     print(f"Dagster instance {settings.dagster_home}: storage in {where}")
     return 0
@@ -147,14 +149,20 @@ def cmd_dagster_home(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_connect_server(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
-    from spotify_assets.spark.connect_server import command
+    from spotify_assets.spark.connect_server import command, server_env
     from spotify_assets.spark.session import SparkOptions, check_java
 
     check_java()
     argv = command(SparkOptions.from_settings(settings), args.port, args.host)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: binding {args.host}: a Spark Connect server has no authentication, and "
+            "anyone who reaches the port can run code as this user",
+            file=sys.stderr,
+        )
     print(f"Spark Connect server with Delta Lake on sc://{args.host}:{args.port} (Ctrl-C stops it)")
-    print(f"Use it with: SPARK_ENGINE=connect SPARK_REMOTE=sc://{args.host}:{args.port}")
-    os.execv(argv[0], argv)
+    print(f"Use it with: SPARK_ENGINE=connect SPARK_CONNECT_URL=sc://{args.host}:{args.port}")
+    os.execve(argv[0], argv, server_env())
     return 0  # not reached
 
 
@@ -235,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("columns", nargs="+", help="column names as bronze has them")
     sp.set_defaults(func=cmd_accept_columns)
     sp = sub.add_parser("dagster-home", help="write DAGSTER_HOME/dagster.yaml (storage by env)")
+    sp.add_argument("--if-missing", action="store_true", help="only if there is none (make)")
+    sp.add_argument("--force", action="store_true", help="switch PostgreSQL storage to SQLite")
     sp.set_defaults(func=cmd_dagster_home)
     sp = sub.add_parser("connect-server", help="run a Spark Connect server with Delta Lake")
     sp.add_argument("--port", type=int, default=15002)

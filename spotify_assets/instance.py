@@ -40,13 +40,28 @@ def instance_yaml(env: Mapping[str, str], base: Path = REPOSITORY_YAML) -> str:
     return text.rstrip("\n") + "\n" + POSTGRES_STORAGE
 
 
-def write_dagster_home(home: Path, env: Mapping[str, str] | None = None) -> str:
-    """Write DAGSTER_HOME/dagster.yaml (atomically); returns the storage it selects."""
+def write_dagster_home(
+    home: Path, env: Mapping[str, str] | None = None, force: bool = False
+) -> str:
+    """Write DAGSTER_HOME/dagster.yaml (atomically); returns the storage it selects. An instance
+    on PostgreSQL is not switched back to SQLite files (its history would seem gone) unless
+    `force`: an unset DAGSTER_POSTGRES_URL is more often a shell without it than a decision."""
     env = os.environ if env is None else env
     text = instance_yaml(env)
-    home.mkdir(parents=True, exist_ok=True)
+    storage = "postgres" if env.get(POSTGRES_URL, "").strip() else "sqlite"
     target = home / "dagster.yaml"
+    if (
+        storage == "sqlite"
+        and not force
+        and target.is_file()
+        and POSTGRES_URL in target.read_text()
+    ):
+        raise ConfigError(
+            f"{target} keeps the instance in PostgreSQL and {POSTGRES_URL} is not set: set it, "
+            "or pass --force to switch the instance to SQLite files"
+        )
+    home.mkdir(parents=True, exist_ok=True)
     temporary = home / ".dagster.yaml.tmp"
     temporary.write_text(text)
     temporary.replace(target)  # also replaces the symlink older set-ups made
-    return "postgres" if POSTGRES_URL in text and "storage:" in text else "sqlite"
+    return storage

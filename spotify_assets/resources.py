@@ -105,7 +105,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             shuffle_partitions=spark.shuffle_partitions,
             jars_dir=str(spark.jars_dir),
             warehouse_dir=str(spark.warehouse_dir),
-            remote=_env_var_if_set("SPARK_REMOTE", spark.remote) if spark.remote else "",
+            remote=_env_var_if_set("SPARK_CONNECT_URL", spark.remote) if spark.remote else "",
         ),
         "lakehouse": Lakehouse(root=settings.lakehouse_root),
         "spotify": SpotifyApi(

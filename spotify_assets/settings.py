@@ -27,7 +27,7 @@ class Settings:
     dagster_home: Path
     start_date: date
     spark_engine: str
-    spark_remote: str
+    spark_connect_url: str
     spark_master: str
     spark_driver_memory: str
     spark_shuffle_partitions: int
@@ -59,9 +59,9 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SPARK_ENGINE": (
         "local",
         "local (a Spark inside the run's process) or connect (the Spark Connect server at "
-        "SPARK_REMOTE): the same asset code runs on both",
+        "SPARK_CONNECT_URL): the same asset code runs on both",
     ),
-    "SPARK_REMOTE": (
+    "SPARK_CONNECT_URL": (
         "",
         "Spark Connect URL for the connect engine, sc://host:port[/;token=...] (read as a "
         "Dagster EnvVar: a token in it is never shown)",
@@ -118,10 +118,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     interval = _whole_number(env, "SOURCE_SENSOR_INTERVAL_SECONDS", 1, 86_400)
     hour = _whole_number(env, "DAILY_SCHEDULE_HOUR", 0, 23)
     engine = _choice(env, "SPARK_ENGINE", ("local", "connect"))
-    remote = _get(env, "SPARK_REMOTE")
+    remote = _get(env, "SPARK_CONNECT_URL")
     if engine == "connect" and not remote.startswith("sc://"):
         raise ConfigError(
-            "SPARK_ENGINE=connect needs SPARK_REMOTE, the Spark Connect URL "
+            "SPARK_ENGINE=connect needs SPARK_CONNECT_URL, the Spark Connect URL "
             "(sc://host:port), e.g. sc://127.0.0.1:15002 for `spotify-lakehouse connect-server`"
         )
     root = _get(env, "LAKEHOUSE_ROOT")
@@ -133,7 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dagster_home=Path(_get(env, "DAGSTER_HOME")).expanduser().resolve(),
         start_date=start_date,
         spark_engine=engine,
-        spark_remote=remote if engine == "connect" else "",
+        spark_connect_url=remote if engine == "connect" else "",
         spark_master=_get(env, "SPARK_MASTER"),
         spark_driver_memory=_get(env, "SPARK_DRIVER_MEMORY"),
         spark_shuffle_partitions=shuffle_partitions,

@@ -17,15 +17,13 @@ from datetime import date, timedelta
 from dagster import DagsterInstance
 
 from spotify_assets.catalog import Layer
+from spotify_assets.defs.spotify import ARTIST_HISTORY, NEW_RELEASE_TRACKS, SILVER_TABLES
 from spotify_assets.settings import Settings
 
-TABLES = (
-    (Layer.SILVER, "spotify_albums"),
-    (Layer.SILVER, "spotify_tracks"),
-    (Layer.SILVER, "spotify_artists"),
-    (Layer.GOLD, "new_release_tracks"),
-    (Layer.GOLD, "spotify_artist_history"),
-)
+TABLES = [
+    *((Layer.SILVER, table) for table in SILVER_TABLES),
+    *((Layer.GOLD, key.path[-1]) for key in (NEW_RELEASE_TRACKS, ARTIST_HISTORY)),
+]
 
 
 def run(settings: Settings, instance: DagsterInstance, first: date, last: date):

@@ -37,19 +37,24 @@ def test_pull_requests_run_the_tests_and_main_deploys_the_bundle_with_named_secr
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
     assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
     test, deploy = workflow["jobs"]["test"], workflow["jobs"]["deploy"]
-    assert [s["run"] for s in test["steps"] if "run" in s] == ["bash .ci/run"]
+    assert [s["run"] for s in test["steps"] if "run" in s][-1] == "bash .ci/run"
     assert deploy["needs"] == "test"
     assert deploy["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
-    runs = [s["run"] for s in deploy["steps"] if "run" in s]
-    assert runs[:2] == [
+    steps = [s for s in deploy["steps"] if "run" in s]
+    assert "dg check defs" in steps[0]["run"]  # the code location is checked before deploying
+    assert [s["run"] for s in steps[1:]] == [
         "databricks bundle validate --target prod",
         "databricks bundle deploy --target prod",
     ]
-    assert "dg check defs" in runs[2]
-    # Every credential comes from the repository's secrets, by name.
-    assert deploy["env"] == {
+    # Credentials come from the repository's secrets, by name, and only the bundle steps get
+    # them; no action is taken from a moving branch.
+    secrets = {
         name: "${{ secrets." + name + " }}"
         for name in ("DATABRICKS_HOST", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")
     }
+    assert [s.get("env") for s in steps] == [None, secrets, secrets]
+    assert "env" not in deploy
+    uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
+    assert all(re.search(r"@v\d+(\.\d+)*$", u) for u in uses), uses
     text = WORKFLOW.read_text()
     assert not re.search(r"dapi[0-9a-f]{8,}|AccountKey=|password\s*[:=]", text, re.I)

@@ -133,9 +133,9 @@ def test_a_spark_connect_url_is_passed_as_an_env_var_and_never_shown(tmp_path, m
 
     remote = "sc://spark.example.com:443/;token=dapi-not-for-your-eyes"
     monkeypatch.setenv("SPARK_ENGINE", "connect")
-    monkeypatch.setenv("SPARK_REMOTE", remote)
+    monkeypatch.setenv("SPARK_CONNECT_URL", remote)
     monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "lake"))
     defs = build_definitions(load_settings())
     spark = defs.resources["spark"]
-    assert isinstance(spark.remote, EnvVar) and spark.remote.env_var_name == "SPARK_REMOTE"
+    assert isinstance(spark.remote, EnvVar) and spark.remote.env_var_name == "SPARK_CONNECT_URL"
     assert "dapi-not-for-your-eyes" not in repr(spark)

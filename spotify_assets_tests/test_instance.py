@@ -57,9 +57,14 @@ def test_dagster_postgres_url_puts_runs_events_and_schedules_in_postgresql(
     # A second instance (another webserver or daemon) sees the same run.
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as other:
         assert other.get_run_by_id(run_id).is_success
+    # A shell without the variable does not quietly switch the instance back to SQLite.
+    with pytest.raises(ConfigError, match=r"keeps the instance in PostgreSQL and "
+                       r"DAGSTER_POSTGRES_URL is not set: set it, or pass --force"):  # fmt: skip
+        write_dagster_home(home, env={})
+    assert write_dagster_home(home, env={}, force=True) == "sqlite"
 
 
-def test_a_postgres_url_with_a_driver_part_is_refused_with_the_form_to_use():
+def test_a_postgres_url_without_the_psycopg2_driver_is_refused_with_the_form_to_use():
     for url in ("postgresql://u:p@h/db", "postgresql+psycopg://u:p@h/db"):
         with pytest.raises(
             ConfigError, match=r"^DAGSTER_POSTGRES_URL must be a postgresql\+psycopg2://"

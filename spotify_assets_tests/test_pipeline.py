@@ -143,7 +143,7 @@ def test_out_of_order_runs_with_the_later_on_spark_connect_equal_one_ordered_loc
     with DagsterInstance.ephemeral() as instance:
         first = materialize_range(settings, DAY3, DAY3, instance=instance, say=lambda _: None)
         assert first.success
-    settings.dagster_home.mkdir(parents=True)
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "SPOTIFY_SOURCE_DB_URL": settings.source_db_url,
@@ -151,7 +151,7 @@ def test_out_of_order_runs_with_the_later_on_spark_connect_equal_one_ordered_loc
         "DAGSTER_HOME": str(settings.dagster_home),
         "LAKEHOUSE_START_DATE": START.isoformat(),
         "SPARK_ENGINE": "connect",
-        "SPARK_REMOTE": spark_connect_url,
+        "SPARK_CONNECT_URL": spark_connect_url,
     }
     cli = str(Path(sys.executable).parent / "spotify-lakehouse")
     done = subprocess.run(

@@ -45,13 +45,13 @@ def test_malformed_values_name_the_variable():
         load_settings({"SPARK_ENGINE": "spark"})
     with pytest.raises(
         ConfigError,
-        match=r"^SPARK_ENGINE=connect needs SPARK_REMOTE, the Spark Connect URL \(sc://host:port\)",
+        match=r"^SPARK_ENGINE=connect needs SPARK_CONNECT_URL, the Spark Connect URL \(sc://host:port\)",
     ):
-        load_settings({"SPARK_ENGINE": "connect", "SPARK_REMOTE": "127.0.0.1:15002"})
+        load_settings({"SPARK_ENGINE": "connect", "SPARK_CONNECT_URL": "127.0.0.1:15002"})
 
 
 def test_the_connect_engine_takes_its_url_and_the_local_engine_ignores_it():
     remote = "sc://127.0.0.1:15002/;token=not-shown"
-    connect = load_settings({"SPARK_ENGINE": "connect", "SPARK_REMOTE": remote})
-    assert (connect.spark_engine, connect.spark_remote) == ("connect", remote)
-    assert load_settings({"SPARK_REMOTE": remote}).spark_remote == ""
+    connect = load_settings({"SPARK_ENGINE": "connect", "SPARK_CONNECT_URL": remote})
+    assert (connect.spark_engine, connect.spark_connect_url) == ("connect", remote)
+    assert load_settings({"SPARK_CONNECT_URL": remote}).spark_connect_url == ""

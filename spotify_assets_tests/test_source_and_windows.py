@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from datetime import UTC, date, datetime
 
 import pytest
@@ -198,3 +200,38 @@ def test_prefetch_stops_and_closes_the_reader_when_the_caller_fails():
             if item == 3:
                 raise RuntimeError("disk full")
     assert closed == [True]
+
+
+def test_an_azure_sql_url_loads_microsofts_driver_and_a_failed_handshake_is_named_masked():
+    """mssql+mssqlpython:// (Microsoft's driver from PyPI) against a loopback port that accepts
+    and hangs up: no SQL Server runs here, so the real driver's handshake fails, and the error
+    names the source with its password masked."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    url = f"mssql+mssqlpython://loader:S3cr3t-pw@127.0.0.1:{port}/spotify?Encrypt=yes"
+    db = SourceDatabase(url=url, retries=0)
+    try:
+        assert (db.engine.dialect.name, db.engine.dialect.driver) == ("mssql", "mssqlpython")
+        with pytest.raises(SourceUnavailable) as excinfo:
+            db.count(USERS)
+    finally:
+        server.close()
+    message = str(excinfo.value)
+    assert message.startswith(
+        f"source mssql+mssqlpython://loader:***@127.0.0.1:{port}/spotify?Encrypt=yes "
+        "(host 127.0.0.1) unreachable while reading the definition of DimUser, after 1 attempt:"
+    )
+    assert "error was encountered during handshakes before login" in message
+    assert "S3cr3t-pw" not in message

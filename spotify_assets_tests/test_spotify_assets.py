@@ -229,6 +229,14 @@ def test_old_days_are_not_fetched_and_a_range_it_cannot_complete_is_refused(bran
     materialize(raw_only, partition_key=str(NEXT), resources=branch["resources"],
                 instance=branch["instance"], run_config=FETCH_OLDER_DAYS)  # fmt: skip
     requests = len(fake.requests)
+    # `refetch` cannot fetch an old day again (today's answers would pass for that day's).
+    again = materialize(raw_only, partition_key=str(NEXT), resources=branch["resources"],
+                        instance=branch["instance"],
+                        run_config={"ops": {"bronze__spotify_new_releases": {
+                            "config": {"refetch": True}}}})  # fmt: skip
+    assert len(fake.requests) == requests
+    metadata = again.get_asset_materialization_events()[0].materialization.metadata
+    assert (metadata["days_fetched"].value, metadata["days_kept"].value) == ([], [str(NEXT)])
     refused = materialize(
         raw_only,
         resources=branch["resources"],

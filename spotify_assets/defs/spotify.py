@@ -67,6 +67,7 @@ def raw_path(lakehouse_root: str, day: date) -> Path:
 
 
 RECENT_DAYS = 2  # a day this recent may still be fetched: the API answers with current releases
+CURRENT_ONLY = "the API answers with the current new releases only"
 
 
 def run_days(context: AssetExecutionContext) -> list[date]:
@@ -98,13 +99,16 @@ def plan_days(
     days: list[date], lakehouse_root: str, config: FetchConfig
 ) -> tuple[list[date], list[str], list[str]]:
     """The run's days split into: to fetch, kept (answers fetched before), and skipped (too old
-    to fetch after the fact); the last two as ISO dates, as the metadata shows them."""
+    to fetch after the fact, with no answers); the last two as ISO dates, as the metadata shows
+    them. An old day's answers are kept even under `refetch`: fetching it again would record
+    today's releases as that day's."""
     recent = datetime.now(UTC).date() - timedelta(days=RECENT_DAYS)
     to_fetch, kept, skipped = [], [], []
     for day in days:
-        if raw_path(lakehouse_root, day).exists() and not config.refetch:
+        too_old = day < recent and not config.fetch_older_days
+        if raw_path(lakehouse_root, day).exists() and (too_old or not config.refetch):
             kept.append(day.isoformat())
-        elif day < recent and not config.fetch_older_days:
+        elif too_old:
             skipped.append(day.isoformat())
         else:
             to_fetch.append(day)
@@ -169,9 +173,7 @@ def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
             refuse_partial_range(
                 days,
                 skipped,
-                "the API answers with the current new releases "
-                "only (set fetch_older_days to record today's answers as "
-                "those days')",
+                f"{CURRENT_ONLY} (set fetch_older_days to record today's answers as those days')",
             )
         client = spotify.client()
         fetched, modes = [], set()
@@ -191,10 +193,11 @@ def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
             modes.add(releases.mode)
             albums, artists = albums + len(releases.albums), artists + len(releases.artists)
         if kept:
-            context.log.info(f"kept the answers fetched before for {kept}")
+            again = " (too old to fetch again)" if config.refetch else ""
+            context.log.info(f"kept the answers fetched before for {kept}{again}")
         if skipped:  # then nothing else: every day of the run was skipped
             context.log.warning(
-                f"not fetched: {skipped}; the API answers with the current new releases only "
+                f"not fetched: {skipped}; {CURRENT_ONLY} "
                 "(set fetch_older_days to record them as those days')"
             )
             return

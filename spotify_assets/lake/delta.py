@@ -168,11 +168,13 @@ def update_matched(
     if df.isEmpty():
         return 0
     df.createOrReplaceTempView(view)
-    statement = render(
-        "update_matched.sql.j2", target=path, source=view, keys=keys, columns=columns
-    )
-    row = statement.run(spark).first()
-    spark.catalog.dropTempView(view)
+    try:
+        statement = render(
+            "update_matched.sql.j2", target=path, source=view, keys=keys, columns=columns
+        )
+        row = statement.run(spark).first()
+    finally:
+        spark.catalog.dropTempView(view)
     return int(row["num_updated_rows"]) if row is not None else 0
 
 

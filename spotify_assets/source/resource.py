@@ -158,7 +158,7 @@ class SourceDatabase(ConfigurableResource):
                     detail = _scrub(str(cause or exc).splitlines()[0], self.url)
                     raise SourceUnavailable(
                         f"source {self.display_url} (host {self.host}) unreachable while {what}, "
-                        f"after {attempt + 1} attempts: {detail}"
+                        f"after {attempt + 1} attempt{'s' if attempt else ''}: {detail}"
                     ) from None
                 time.sleep(delay)
                 delay *= 2

@@ -1,13 +1,14 @@
 """A Spark Connect server with Delta Lake, from the pyspark package itself (no Spark download).
 
 `spotify-lakehouse connect-server` runs one in the foreground; SPARK_ENGINE=connect with
-SPARK_REMOTE=sc://127.0.0.1:15002 then runs every asset through it. Any other Spark Connect
+SPARK_CONNECT_URL=sc://127.0.0.1:15002 then runs every asset through it. Any other Spark Connect
 server works the same if it has Delta Lake's jars and extensions (Databricks has them).
 The tests start one with `start()` to run the pipeline through Spark Connect for real.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -43,6 +44,12 @@ def command(options: SparkOptions, port: int, host: str = "127.0.0.1") -> list[s
     return args
 
 
+def server_env() -> dict[str, str]:
+    """The server's environment: without SPARK_REMOTE, which spark-submit refuses beside a
+    master."""
+    return {k: v for k, v in os.environ.items() if k != "SPARK_REMOTE"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,7 +75,9 @@ def start(options: SparkOptions, log: Path, timeout: float = 120) -> Iterator[st
     check_java()
     port = free_port()
     with open(log, "wb") as out:
-        process = subprocess.Popen(command(options, port), stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command(options, port), stdout=out, stderr=subprocess.STDOUT, env=server_env()
+        )
     try:
         wait_for_port(process, "127.0.0.1", port, timeout)
         yield f"sc://127.0.0.1:{port}"

@@ -5,6 +5,7 @@ Runs use the in-process executor, so a run of the whole graph starts one JVM, no
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -61,7 +62,7 @@ class SparkOptions:
             shuffle_partitions=settings.spark_shuffle_partitions,
             jars_dir=settings.delta_jars_dir,
             warehouse_dir=settings.data_dir / "spark-warehouse",
-            remote=settings.spark_remote,
+            remote=settings.spark_connect_url,
         )
 
 
@@ -99,6 +100,9 @@ def build_session(options: SparkOptions) -> SparkSession:
     if options.remote:
         return connect_session(options.remote)
     check_java()
+    # PySpark itself reads SPARK_REMOTE: set (even empty), it refuses a local master, naming
+    # the URL (and any token in it) in its error. The connect engine uses SPARK_CONNECT_URL.
+    os.environ.pop("SPARK_REMOTE", None)
     builder = SparkSession.builder.appName("spotify-lakehouse").master(options.master)
     for key, value in delta_conf(options).items():
         builder = builder.config(key, value)
