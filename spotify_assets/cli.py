@@ -132,7 +132,9 @@ def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
     first, last = seeded_range(settings) if not (args.start and args.end) else (None, None)
     start, end = args.start or first, args.end or last
     assert start is not None and end is not None
-    return 0 if materialize_range(settings, start, end).success else 1
+    full_refresh = getattr(args, "full_refresh", False)  # `demo` has no such option
+    result = materialize_range(settings, start, end, full_refresh=full_refresh)
+    return 0 if result.success else 1
 
 
 def cmd_dagster_home(args: argparse.Namespace, settings: Settings) -> int:
@@ -223,6 +225,9 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_fetch_jars)
     sp = sub.add_parser("materialize", help="materialise every asset over a date range, one run")
     range_args(sp)
+    sp.add_argument(
+        "--full-refresh", action="store_true", help="rebuild the gold histories from scratch"
+    )
     sp.set_defaults(func=cmd_materialize)
     sp = sub.add_parser(
         "register-tables", help="write ingestion_config rows for an existing database's tables"

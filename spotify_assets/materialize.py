@@ -11,6 +11,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from spotify_assets.catalog import GOLD_KEYS, Layer
 from spotify_assets.defs.jobs import LAKEHOUSE_JOB
 from spotify_assets.settings import Settings
 
@@ -22,8 +23,10 @@ def materialize_range(
     instance: DagsterInstance | None = None,
     say=print,
     selection: list[AssetKey] | None = None,
+    full_refresh: bool = False,
 ) -> ExecuteInProcessResult:
-    """One run over the partitions start..end (inclusive), like a single-run backfill in the UI."""
+    """One run over the partitions start..end (inclusive), like a single-run backfill in the UI.
+    `full_refresh` rebuilds the gold histories instead of following the changed keys."""
     from spotify_assets.definitions import build_definitions
 
     job = build_definitions(settings).resolve_job_def(LAKEHOUSE_JOB)
@@ -36,7 +39,10 @@ def materialize_range(
             ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
             ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
         },
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            **({"ops": full_refresh_config()} if full_refresh else {}),
+        },
         raise_on_error=False,
         asset_selection=selection,
     )
@@ -45,3 +51,12 @@ def materialize_range(
     status = "succeeded" if result.success else "FAILED"
     say(f"Run {result.run_id} {status}: {len(steps)} steps in {seconds:.1f} s")
     return result
+
+
+def full_refresh_config() -> dict:
+    """Run config rebuilding every gold history (the dimensions with a surrogate key)."""
+    return {
+        f"{Layer.GOLD.value}__{entity}": {"config": {"full_refresh": True}}
+        for entity, (_, surrogate) in GOLD_KEYS.items()
+        if surrogate is not None
+    }
