@@ -7,12 +7,13 @@ authentication on 127.0.0.1 only, and removes everything when it stops.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from spotify_assets.spark.connect_server import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -22,12 +23,6 @@ class PostgresUnavailable(RuntimeError):
 def server_bin() -> Path | None:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
     return candidates[0].parent if candidates else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
