@@ -1,7 +1,9 @@
 """The one place that knows every table: source names, lake entities, keys, watermarks and paths.
 
 A source table `DimUser` becomes the entity `dim_user` in every layer, stored as a Delta table at
-`<LAKEHOUSE_ROOT>/<layer>/<entity>` so that any Delta reader (Spark, DuckDB, delta-rs) can open it.
+`<LAKEHOUSE_ROOT>/<layer>/<entity>` so that any Delta reader (Spark, DuckDB, delta-rs) can open it,
+and named `<catalog>.<schema_prefix><layer>.<entity>` (`table_name`): `spark_catalog.gold.dim_user`
+locally, a Unity Catalog name such as `spotify.gold.dim_user` on Databricks.
 """
 
 from __future__ import annotations
@@ -81,3 +83,39 @@ def entity_name(table: str) -> str:
 def table_path(lakehouse_root: str, layer: Layer, entity: str) -> str:
     validate_identifier(entity, "table name")
     return f"{lakehouse_root.rstrip('/')}/{Layer(layer).value}/{entity}"
+
+
+DEFAULT_CATALOG = "spark_catalog"
+
+
+@dataclass(frozen=True)
+class TableName:
+    """A table's three-level name; `str()` reads `catalog.schema.table`."""
+
+    catalog: str
+    schema: str
+    table: str
+
+    def __str__(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.table}"
+
+    @property
+    def sql(self) -> str:
+        """The name quoted for Spark SQL (each part a validated identifier)."""
+        return ".".join(f"`{part}`" for part in (self.catalog, self.schema, self.table))
+
+    @property
+    def schema_sql(self) -> str:
+        return f"`{self.catalog}`.`{self.schema}`"
+
+
+def table_name(
+    layer: Layer, entity: str, catalog: str = DEFAULT_CATALOG, schema_prefix: str = ""
+) -> TableName:
+    """The one function that names tables: the layer is the schema (with an optional prefix,
+    e.g. `dev_` for a development target), the entity the table."""
+    return TableName(
+        validate_identifier(catalog, "catalog name"),
+        validate_identifier(f"{schema_prefix}{Layer(layer).value}", "schema name"),
+        validate_identifier(entity, "table name"),
+    )

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import date, timedelta
 
+from spotify_assets.catalog import Layer
 from spotify_assets.settings import ConfigError, Settings, load_settings
 
 
@@ -97,6 +98,7 @@ def cmd_repair_watermarks(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_accept_columns(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.resources import lakehouse_for
     from spotify_assets.transforms import schema_history
     from spotify_assets.transforms.contracts import CONTRACTS
 
@@ -108,8 +110,9 @@ def cmd_accept_columns(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     path = schema_history.history_path(settings.lakehouse_root, contract.entity)
+    table = lakehouse_for(settings).name(Layer.SILVER, contract.entity)
     print(
-        f"silver.{contract.entity} accepts {', '.join(args.columns)} (recorded in {path}); "
+        f"{table} accepts {', '.join(args.columns)} (recorded in {path}); "
         f"its schema beyond the contract: {', '.join(history.extra_names()) or 'none'}. "
         "Re-materialise the table to load them."
     )
@@ -127,14 +130,27 @@ def seeded_range(settings: Settings) -> tuple[date, date]:
 
 
 def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
-    from spotify_assets.materialize import materialize_range
+    from spotify_assets.materialize import group_selection, last_complete_day, materialize_range
 
-    first, last = seeded_range(settings) if not (args.start and args.end) else (None, None)
+    first: date | None = None
+    last: date | None = None
+    if getattr(args, "latest", False):
+        first = last = last_complete_day()
+    elif not (args.start and args.end):
+        first, last = seeded_range(settings)
     start, end = args.start or first, args.end or last
     assert start is not None and end is not None
     full_refresh = getattr(args, "full_refresh", False)  # `demo` has no such option
-    result = materialize_range(settings, start, end, full_refresh=full_refresh)
+    group = getattr(args, "group", None)
+    selection = group_selection(settings, group) if group else None
+    result = materialize_range(settings, start, end, selection=selection, full_refresh=full_refresh)
     return 0 if result.success else 1
+
+
+def cmd_remote_step(args: argparse.Namespace, settings: Settings) -> int:
+    from spotify_assets.databricks_jobs import remote_step
+
+    return remote_step.main()
 
 
 def cmd_dagster_home(args: argparse.Namespace, settings: Settings) -> int:
@@ -228,6 +244,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--full-refresh", action="store_true", help="rebuild the gold histories from scratch"
     )
+    sp.add_argument(
+        "--group", choices=[layer.value for layer in Layer], help="only this layer's assets"
+    )
+    sp.add_argument("--latest", action="store_true", help="the day that ended (UTC), as scheduled")
     sp.set_defaults(func=cmd_materialize)
     sp = sub.add_parser(
         "register-tables", help="write ingestion_config rows for an existing database's tables"
@@ -255,6 +275,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=15002)
     sp.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     sp.set_defaults(func=cmd_connect_server)
+    sp = sub.add_parser("remote-step", help="on a Databricks cluster: the step Dagster submitted")
+    sp.add_argument("--dagster-pipes-context", help=argparse.SUPPRESS)  # Pipes reads them
+    sp.add_argument("--dagster-pipes-messages", help=argparse.SUPPRESS)
+    sp.set_defaults(func=cmd_remote_step)
     sp = sub.add_parser("summary", help="rows per table per layer, reconciled with the source")
     sp.set_defaults(func=cmd_summary)
     sp = sub.add_parser("demo", help="seed, materialise the seeded range, summarise")

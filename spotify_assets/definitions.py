@@ -35,17 +35,23 @@ def build_definitions(settings: Settings) -> Definitions:
     catalog = ingestion_catalog(settings)
     job = build_lakehouse_job()
     spotify_job = build_spotify_job()
+    assets = [
+        *build_bronze_assets(partitions, catalog),
+        *build_silver_assets(partitions),
+        *build_gold_assets(partitions),
+        *build_spotify_assets(partitions),
+    ]
+    checks = [
+        *build_bronze_checks(catalog.tables, settings.start_date),
+        *build_gold_key_checks(),
+    ]
+    if settings.spark_engine == "databricks":  # each step a Databricks job
+        from spotify_assets.databricks_jobs.submit import submitted
+
+        assets, checks = submitted(assets, checks)
     return Definitions(
-        assets=[
-            *build_bronze_assets(partitions, catalog),
-            *build_silver_assets(partitions),
-            *build_gold_assets(partitions),
-            *build_spotify_assets(partitions),
-        ],
-        asset_checks=[
-            *build_bronze_checks(catalog.tables, settings.start_date),
-            *build_gold_key_checks(),
-        ],
+        assets=assets,
+        asset_checks=checks,
         jobs=[job, spotify_job],
         schedules=[
             build_daily_schedule(job, settings.daily_schedule_hour),

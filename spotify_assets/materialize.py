@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 from dagster._core.storage.tags import (
@@ -51,6 +51,19 @@ def materialize_range(
     status = "succeeded" if result.success else "FAILED"
     say(f"Run {result.run_id} {status}: {len(steps)} steps in {seconds:.1f} s")
     return result
+
+
+def group_selection(settings: Settings, group: str) -> list[AssetKey]:
+    """The assets of one layer (an asset group) in the lakehouse job, for a run of that layer."""
+    from spotify_assets.definitions import build_definitions
+
+    graph = build_definitions(settings).get_repository_def().asset_graph
+    return sorted(k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group)
+
+
+def last_complete_day() -> date:
+    """The day that ended, in UTC: what the daily schedule runs."""
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def full_refresh_config() -> dict:

@@ -9,7 +9,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pyspark.sql import SparkSession
 
-from spotify_assets.catalog import Layer, table_path
+from spotify_assets.catalog import DEFAULT_CATALOG, Layer, TableName, table_name, table_path
 from spotify_assets.settings import Settings
 from spotify_assets.source.resource import SourceDatabase
 from spotify_assets.spark.session import SparkOptions, get_session
@@ -43,12 +43,17 @@ class SparkResource(ConfigurableResource):
 
 
 class Lakehouse(ConfigurableResource):
-    """Where each layer's Delta tables live."""
+    """Where each layer's Delta tables live, and what they are called."""
 
     root: str
+    catalog: str = DEFAULT_CATALOG
+    schema_prefix: str = ""
 
     def path(self, layer: Layer, entity: str) -> str:
         return table_path(self.root, layer, entity)
+
+    def name(self, layer: Layer, entity: str) -> TableName:
+        return table_name(layer, entity, self.catalog, self.schema_prefix)
 
 
 class SpotifyApi(ConfigurableResource):
@@ -93,11 +98,32 @@ def spark_for_this_process(settings: Settings) -> SparkSession:
     return get_session(SparkOptions.from_settings(settings))[0]
 
 
+def lakehouse_for(settings: Settings) -> Lakehouse:
+    return Lakehouse(
+        root=settings.lakehouse_root,
+        catalog=settings.lakehouse_catalog,
+        schema_prefix=settings.lakehouse_schema_prefix,
+    )
+
+
+def databricks_for(settings: Settings) -> Any:
+    """The databricks engine's job submission (the SDK is imported only for that engine)."""
+    from spotify_assets.databricks_jobs.submit import DatabricksJobs
+    from spotify_assets.databricks_jobs.task import submit_task
+
+    return DatabricksJobs(
+        host=settings.databricks.host,
+        token=_env_var_if_set("DATABRICKS_TOKEN"),
+        task=submit_task(settings, "step"),
+        poll_seconds=settings.databricks.poll_seconds,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     spark = SparkOptions.from_settings(settings)
     # The source URL may hold a password: pass it as an EnvVar so Dagster never shows its value.
     source_url = _env_var_if_set("SPOTIFY_SOURCE_DB_URL", settings.source_db_url)
-    return {
+    resources = {
         "source_db": SourceDatabase(url=source_url),
         "spark": SparkResource(
             master=spark.master,
@@ -107,7 +133,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             warehouse_dir=str(spark.warehouse_dir),
             remote=_env_var_if_set("SPARK_CONNECT_URL", spark.remote) if spark.remote else "",
         ),
-        "lakehouse": Lakehouse(root=settings.lakehouse_root),
+        "lakehouse": lakehouse_for(settings),
         "spotify": SpotifyApi(
             client_id=_env_var_if_set("SPOTIFY_CLIENT_ID"),
             client_secret=_env_var_if_set("SPOTIFY_CLIENT_SECRET"),
@@ -117,3 +143,6 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             max_albums=settings.spotify_max_albums,
         ),
     }
+    if settings.spark_engine == "databricks":
+        resources["databricks"] = databricks_for(settings)
+    return resources

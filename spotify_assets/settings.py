@@ -13,11 +13,27 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from spotify_assets.catalog import validate_identifier
+
 DEFAULT_START_DATE = date(2026, 1, 1)
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class DatabricksSettings:
+    """Where and how the databricks engine submits each step (Dagster Pipes)."""
+
+    host: str
+    cluster_id: str  # an existing cluster; empty: a new job cluster per step
+    wheel: str  # the project's wheel on the workspace (a Volume or workspace file)
+    spark_version: str
+    node_type: str
+    workers: int
+    secret_scope: str  # holds the secrets the cluster's environment refers to
+    poll_seconds: float
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,9 @@ class Settings:
     spotify_api_url: str
     spotify_token_url: str
     spotify_max_albums: int
+    lakehouse_catalog: str
+    lakehouse_schema_prefix: str
+    databricks: DatabricksSettings
 
     @property
     def data_dir(self) -> Path:
@@ -55,17 +74,47 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "postgresql+psycopg2://user:password@host:port/db: the Dagster instance's storage in "
         "PostgreSQL (unset: SQLite files under DAGSTER_HOME)",
     ),
+    "LAKEHOUSE_CATALOG": (
+        "spark_catalog",
+        "catalog of the tables' three-level names (a Unity Catalog catalog on Databricks)",
+    ),
+    "LAKEHOUSE_SCHEMA_PREFIX": (
+        "",
+        "prefix of the layer schemas, e.g. dev_ gives dev_bronze, dev_silver, dev_gold",
+    ),
     "LAKEHOUSE_START_DATE": (DEFAULT_START_DATE.isoformat(), "first daily partition (YYYY-MM-DD)"),
     "SPARK_ENGINE": (
         "local",
-        "local (a Spark inside the run's process) or connect (the Spark Connect server at "
-        "SPARK_CONNECT_URL): the same asset code runs on both",
+        "local (a Spark inside the run's process), connect (the Spark Connect server at "
+        "SPARK_CONNECT_URL) or databricks (each step a Databricks job, through Dagster Pipes): "
+        "the same asset code runs on all three",
     ),
     "SPARK_CONNECT_URL": (
         "",
         "Spark Connect URL for the connect engine, sc://host:port[/;token=...] (read as a "
         "Dagster EnvVar: a token in it is never shown)",
     ),
+    "DATABRICKS_HOST": ("", "workspace URL for the databricks engine (https://adb-....net)"),
+    "DATABRICKS_TOKEN": (
+        "",
+        "personal access token, read by the Databricks SDK and never shown; unset: the SDK's "
+        "other authentication (Azure CLI, managed identity, service principal ARM_*)",
+    ),
+    "DATABRICKS_CLUSTER_ID": ("", "run steps on this cluster; unset: a new job cluster per step"),
+    "DATABRICKS_WHEEL": (
+        "",
+        "the project's wheel on the workspace (databricks.yml uploads it), e.g. "
+        "/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl",
+    ),
+    "DATABRICKS_SPARK_VERSION": ("17.3.x-scala2.13", "Databricks Runtime of new job clusters"),
+    "DATABRICKS_NODE_TYPE": ("Standard_D4ds_v5", "VM type of new job clusters"),
+    "DATABRICKS_WORKERS": ("1", "workers of each new job cluster"),
+    "DATABRICKS_SECRET_SCOPE": (
+        "",
+        "secret scope holding source-db-url, spotify-client-id and spotify-client-secret: the "
+        "cluster's environment refers to them, the job's definition never holds them",
+    ),
+    "DATABRICKS_POLL_SECONDS": ("5", "how often Dagster asks Databricks about a submitted run"),
     "SPARK_MASTER": ("local[2]", "Spark master for the local engine"),
     "SPARK_DRIVER_MEMORY": ("2g", "driver memory of the local Spark JVM"),
     "SPARK_SHUFFLE_PARTITIONS": ("4", "spark.sql.shuffle.partitions (small data wants few)"),
@@ -117,13 +166,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     shuffle_partitions = _whole_number(env, "SPARK_SHUFFLE_PARTITIONS", 1, 10_000)
     interval = _whole_number(env, "SOURCE_SENSOR_INTERVAL_SECONDS", 1, 86_400)
     hour = _whole_number(env, "DAILY_SCHEDULE_HOUR", 0, 23)
-    engine = _choice(env, "SPARK_ENGINE", ("local", "connect"))
+    engine = _choice(env, "SPARK_ENGINE", ("local", "connect", "databricks"))
     remote = _get(env, "SPARK_CONNECT_URL")
     if engine == "connect" and not remote.startswith("sc://"):
         raise ConfigError(
             "SPARK_ENGINE=connect needs SPARK_CONNECT_URL, the Spark Connect URL "
             "(sc://host:port), e.g. sc://127.0.0.1:15002 for `spotify-lakehouse connect-server`"
         )
+    databricks = _databricks(env, engine)
     root = _get(env, "LAKEHOUSE_ROOT")
     if "://" not in root:
         root = str(Path(root).expanduser().resolve())
@@ -145,7 +195,54 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spotify_api_url=_get(env, "SPOTIFY_API_URL").rstrip("/"),
         spotify_token_url=_get(env, "SPOTIFY_TOKEN_URL"),
         spotify_max_albums=_whole_number(env, "SPOTIFY_MAX_ALBUMS", 1, 10_000),
+        lakehouse_catalog=_identifier(env, "LAKEHOUSE_CATALOG"),
+        lakehouse_schema_prefix=_identifier(env, "LAKEHOUSE_SCHEMA_PREFIX", empty_ok=True),
+        databricks=databricks,
     )
+
+
+def _databricks(env: Mapping[str, str], engine: str) -> DatabricksSettings:
+    settings = DatabricksSettings(
+        host=_get(env, "DATABRICKS_HOST").rstrip("/"),
+        cluster_id=_get(env, "DATABRICKS_CLUSTER_ID"),
+        wheel=_get(env, "DATABRICKS_WHEEL"),
+        spark_version=_get(env, "DATABRICKS_SPARK_VERSION"),
+        node_type=_get(env, "DATABRICKS_NODE_TYPE"),
+        workers=_whole_number(env, "DATABRICKS_WORKERS", 0, 1000),
+        secret_scope=_get(env, "DATABRICKS_SECRET_SCOPE"),
+        poll_seconds=_seconds(env, "DATABRICKS_POLL_SECONDS"),
+    )
+    if engine == "databricks":
+        required = {"DATABRICKS_HOST": settings.host, "DATABRICKS_WHEEL": settings.wheel}
+        for name, value in required.items():
+            if not value:
+                raise ConfigError(f"SPARK_ENGINE=databricks needs {name}: {VARIABLES[name][1]}")
+    return settings
+
+
+def _seconds(env: Mapping[str, str], name: str) -> float:
+    raw = _get(env, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.05 <= value <= 600:
+        raise ConfigError(f"{name}={raw!r} must be a number of seconds from 0.05 to 600")
+    return value
+
+
+def _identifier(env: Mapping[str, str], name: str, empty_ok: bool = False) -> str:
+    """A name that goes into SQL: letters, digits and underscores only."""
+    raw = _get(env, name)
+    if raw or not empty_ok:
+        try:
+            validate_identifier(raw, name)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name}={raw!r} must be a plain SQL identifier: letters, digits and "
+                "underscores, starting with a letter or underscore"
+            ) from exc
+    return raw
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:

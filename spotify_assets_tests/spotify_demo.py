@@ -57,7 +57,7 @@ def run(settings: Settings, instance: DagsterInstance, first: date, last: date):
         lakehouse = defs.resources["lakehouse"]
         for layer, table in TABLES:
             path = lakehouse.path(layer, table)
-            rows[f"{layer.value}.{table}"] = delta.read(spark, path).count()
+            rows[str(lakehouse.name(layer, table))] = delta.read(spark, path).count()
     return result, rows
 
 

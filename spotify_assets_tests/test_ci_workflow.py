@@ -52,7 +52,14 @@ def test_pull_requests_run_the_tests_and_main_deploys_the_bundle_with_named_secr
         name: "${{ secrets." + name + " }}"
         for name in ("DATABRICKS_HOST", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET")
     }
-    assert [s.get("env") for s in steps] == [None, secrets, secrets]
+    # The bundle's variables without a default come from the environment's variables.
+    bundle = yaml.safe_load((WORKFLOW.parent.parent.parent / "databricks.yml").read_text())
+    required = [n for n, v in bundle["variables"].items() if "default" not in v]
+    bundle_vars = {
+        f"BUNDLE_VAR_{name}": "${{ vars." + name.upper() + " }}" for name in required
+    }  # fmt: skip
+    assert [s.get("env") for s in steps] == [None, *[{**secrets, **bundle_vars}] * 2]
+    assert set(required) == {"lakehouse_root", "notification_email"}
     assert "env" not in deploy
     uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
     assert all(re.search(r"@v\d+(\.\d+)*$", u) for u in uses), uses

@@ -139,3 +139,52 @@ def test_a_spark_connect_url_is_passed_as_an_env_var_and_never_shown(tmp_path, m
     spark = defs.resources["spark"]
     assert isinstance(spark.remote, EnvVar) and spark.remote.env_var_name == "SPARK_CONNECT_URL"
     assert "dapi-not-for-your-eyes" not in repr(spark)
+
+
+def test_the_databricks_engine_keeps_the_graph_and_submits_every_step(tmp_path, monkeypatch):
+    """Same assets, checks, partitions, policies and config: only the step bodies differ."""
+    from spotify_assets.databricks_jobs.task import ENTRY_POINT, REMOTE_STEP, WHEEL_PACKAGE
+
+    local = build_definitions(make_settings(tmp_path))
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-not-for-your-eyes")
+    remote = build_definitions(make_settings(
+        tmp_path,
+        SPARK_ENGINE="databricks",
+        DATABRICKS_HOST="https://adb-1.2.azuredatabricks.net",
+        DATABRICKS_WHEEL="/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl",
+    ))  # fmt: skip
+
+    def shape(defs):
+        graph = defs.get_repository_def().asset_graph
+        nodes = {
+            k: (
+                graph.get(k).group_name,
+                graph.get(k).partitions_def,
+                graph.get(k).backfill_policy,
+                tuple(sorted(p.to_user_string() for p in graph.get(k).parent_keys)),
+            )
+            for k in graph.get_all_asset_keys()
+        }
+        checks = {
+            spec.key: (spec.blocking, spec.description)
+            for definition in [*defs.assets, *defs.asset_checks]
+            for spec in definition.check_specs
+        }
+        assert len(checks) == len(graph.asset_check_keys) > 0
+        return nodes, checks
+
+    assert shape(remote) == shape(local)
+    history = remote.resolve_assets_def(AssetKey(["gold", "dim_user"])).node_def
+    assert history.config_schema.as_field().config_type.fields.keys() == {"full_refresh"}
+    jobs = remote.resources["databricks"]
+    assert jobs.token.env_var_name == "DATABRICKS_TOKEN"
+    assert "dapi-not-for-your-eyes" not in repr(jobs)
+    task = jobs.task
+    assert task["python_wheel_task"] == {
+        "package_name": WHEEL_PACKAGE, "entry_point": ENTRY_POINT, "parameters": [REMOTE_STEP]
+    }  # fmt: skip
+    assert task["libraries"] == [
+        {"whl": "/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl"}
+    ]
+    env = task["new_cluster"]["spark_env_vars"]
+    assert env["SPARK_ENGINE"] == "local" and env["LAKEHOUSE_CATALOG"] == "spark_catalog"

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from spotify_assets.defs.checks import key_violations
 from spotify_assets.transforms import gold
 from spotify_assets.transforms.expectations import (
     Action,
@@ -111,8 +112,8 @@ def test_null_keys_or_sequences_are_rejected_with_a_clear_error(spark):
     with pytest.raises(gold.InvalidChangeEvents) as error:
         gold.build_scd2(USERS, spark.createDataFrame(rows, USER_DDL), "user_sk")
     assert str(error.value) == (
-        "gold.dim_user: 2 change event(s) with a NULL user_id or updated_at; an event needs both "
-        "to take its place in the history"
+        "spark_catalog.gold.dim_user: 2 change event(s) with a NULL user_id or updated_at; "
+        "an event needs both to take its place in the history"
     )
 
 
@@ -208,3 +209,11 @@ def test_dim_date_covers_every_date_a_stream_falls_on(spark):
         (20260102, datetime(2026, 1, 2).date(), 2, 1, 2026, "Friday", 1, False),
         (20260103, datetime(2026, 1, 3).date(), 3, 1, 2026, "Saturday", 1, True),
     ]
+
+
+def test_key_check_counts_null_and_duplicated_keys_with_a_sorted_sample(spark):
+    keys = [9, 9, 2, None, None, 3, 3, 3, 4, 8, 8, 7, 7, 6, 6, 5, 5]
+    df = spark.createDataFrame([(k,) for k in keys], "user_sk int")
+    assert key_violations(df, "user_sk") == (2, 6, [3, 5, 6, 7, 8])
+    clean = spark.createDataFrame([(1,), (2,)], "user_sk int")
+    assert key_violations(clean, "user_sk") == (0, 0, [])

@@ -13,7 +13,14 @@ from dagster import AssetKey, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 from sqlalchemy import select, text
 
-from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, SOURCE_TABLES, Layer, table_path
+from spotify_assets.catalog import (
+    GOLD_KEYS,
+    SOURCE_BY_ENTITY,
+    SOURCE_TABLES,
+    Layer,
+    table_name,
+    table_path,
+)
 from spotify_assets.lake import delta
 from spotify_assets.materialize import materialize_range
 from spotify_assets.reconcile import layer_counts
@@ -54,7 +61,7 @@ def snapshot(spark, settings, drop: tuple[str, ...] = ()) -> dict[str, list[tupl
     names = [(layer, st.entity) for layer in Layer for st in SOURCE_TABLES]
     for layer, entity in [*names, *((Layer.SILVER, e) for e in SILVER_EXTRA)]:
         df = delta.read(spark, table_path(settings.lakehouse_root, layer, entity)).drop(*drop)
-        tables[f"{layer.value}.{entity}"] = sorted(tuple(r) for r in df.collect())
+        tables[str(table_name(layer, entity))] = sorted(tuple(r) for r in df.collect())
     return tables
 
 
@@ -122,6 +129,7 @@ def test_backfill_of_the_seeded_range_reconciles_every_layer(spark, lakehouse):
     assert [e["event"] for e in silver.metadata["schema_history"].value] == ["created"]
 
     mats = result.asset_materializations_for_node("bronze__fact_stream")
+    assert mats[0].metadata["dagster/table_name"].value == "spark_catalog.bronze.fact_stream"
     assert mats[0].metadata["dagster/row_count"].value == 1000
     assert [c.name for c in mats[0].metadata["dagster/column_schema"].schema.columns] == [
         "stream_id", "user_id", "track_id", "date_key", "listen_duration", "device_type",
@@ -218,15 +226,16 @@ def test_advance_adds_versions_and_reruns_through_spark_connect_never_remove_his
         gold_current_rows(spark, settings, "dim_user", ["user_id", "subscription_type"]) == current
     )
 
-    # Re-materialising the seeded partitions changes no row of any table (idempotent re-runs),
-    # although re-extracting them finds the old versions gone from the source: bronze keeps
-    # them, history is never removed. The re-run goes through a Spark Connect server
+    # Re-materialising a seeded partition changes no row of any table (idempotent re-runs),
+    # although re-extracting it finds old versions gone from the source: bronze keeps them,
+    # history is never removed. The re-run goes through a Spark Connect server
     # (`spotify-lakehouse materialize --full-refresh` in a process of its own with
-    # SPARK_ENGINE=connect): every window and every gold history recomputed there equals what
-    # the local engine wrote, row for row (ingestion times aside: bronze's are kept as written).
+    # SPARK_ENGINE=connect): the day's windows, every dimension and every gold history
+    # recomputed there equal what the local engine wrote, row for row (ingestion times aside:
+    # bronze's are kept as written).
     before = snapshot(spark, settings)
     done = through_spark_connect(
-        settings, spark_connect_url, "--start", str(DAY1), "--end", str(DAY3), "--full-refresh"
+        settings, spark_connect_url, "--start", str(DAY3), "--end", str(DAY3), "--full-refresh"
     )
     assert "on the Spark Connect server" in done.stdout + done.stderr
     assert snapshot(spark, settings) == before

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from spotify_assets.catalog import Layer, table_name
+from spotify_assets.databricks_jobs.task import cluster_env
+from spotify_assets.resources import lakehouse_for
 from spotify_assets.settings import ConfigError, load_settings
 
 
@@ -55,3 +59,65 @@ def test_the_connect_engine_takes_its_url_and_the_local_engine_ignores_it():
     connect = load_settings({"SPARK_ENGINE": "connect", "SPARK_CONNECT_URL": remote})
     assert (connect.spark_engine, connect.spark_connect_url) == ("connect", remote)
     assert load_settings({"SPARK_CONNECT_URL": remote}).spark_connect_url == ""
+
+
+def test_tables_have_three_level_names_from_one_function_and_configured_names_are_checked():
+    assert str(table_name(Layer.GOLD, "dim_user")) == "spark_catalog.gold.dim_user"
+    dev = table_name(Layer.SILVER, "fact_stream", "spotify", "dev_")
+    assert (str(dev), dev.sql) == (
+        "spotify.dev_silver.fact_stream",
+        "`spotify`.`dev_silver`.`fact_stream`",
+    )
+    settings = load_settings({"LAKEHOUSE_CATALOG": "spotify", "LAKEHOUSE_SCHEMA_PREFIX": "dev_"})
+    assert str(lakehouse_for(settings).name(Layer.BRONZE, "dim_user")) == (
+        "spotify.dev_bronze.dim_user"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings({"LAKEHOUSE_CATALOG": "spotify`; DROP TABLE x; --"})
+    assert str(error.value) == (
+        "LAKEHOUSE_CATALOG='spotify`; DROP TABLE x; --' must be a plain SQL identifier: "
+        "letters, digits and underscores, starting with a letter or underscore"
+    )
+    with pytest.raises(ConfigError, match=r"^LAKEHOUSE_SCHEMA_PREFIX='dev-' must be a plain"):
+        load_settings({"LAKEHOUSE_SCHEMA_PREFIX": "dev-"})
+
+
+def test_no_code_but_table_name_builds_a_table_name():
+    """Names like `gold.dim_user` written by hand would miss the catalog and the prefix."""
+    package = Path(__file__).resolve().parent.parent / "spotify_assets"
+    by_hand = re.compile(r"f[\"'](bronze|silver|gold)\.|\{layer(\.value)?\}\.\{")
+    offenders = [
+        f"{path.relative_to(package)}:{number}"
+        for path in package.rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if by_hand.search(line)
+    ]
+    assert offenders == []
+
+
+def test_the_databricks_engine_needs_its_workspace_and_never_writes_a_secret_into_a_job():
+    with pytest.raises(ConfigError) as error:
+        load_settings({"SPARK_ENGINE": "databricks", "DATABRICKS_WHEEL": "/Volumes/a/b/c/w.whl"})
+    assert str(error.value) == (
+        "SPARK_ENGINE=databricks needs DATABRICKS_HOST: workspace URL for the databricks engine "
+        "(https://adb-....net)"
+    )
+    base = {
+        "SPARK_ENGINE": "databricks",
+        "DATABRICKS_HOST": "https://adb-1.2.azuredatabricks.net",
+        "DATABRICKS_WHEEL": "/Volumes/a/b/c/w.whl",
+    }
+    url = "postgresql+psycopg://etl:s3cret-pw@db.example.com/spotify"
+    settings = load_settings({**base, "SPOTIFY_SOURCE_DB_URL": url})
+    with pytest.raises(ConfigError) as error:
+        cluster_env(settings, {"SPOTIFY_SOURCE_DB_URL": url})
+    assert str(error.value) == (
+        "SPOTIFY_SOURCE_DB_URL is set, and a job cluster's environment is readable by anyone who "
+        "can see the job: put it in a secret scope as `source-db-url` and set "
+        "DATABRICKS_SECRET_SCOPE (the job then refers to it)"
+    )
+    scoped = load_settings({**base, "SPOTIFY_SOURCE_DB_URL": url, "DATABRICKS_SECRET_SCOPE": "s"})
+    env = cluster_env(scoped, {"SPOTIFY_SOURCE_DB_URL": url, "SPOTIFY_CLIENT_SECRET": "x"})
+    assert env["SPOTIFY_SOURCE_DB_URL"] == "{{secrets/s/source-db-url}}"
+    assert env["SPOTIFY_CLIENT_SECRET"] == "{{secrets/s/spotify-client-secret}}"
+    assert "s3cret-pw" not in str(env) and "SPOTIFY_CLIENT_ID" not in env

@@ -91,7 +91,7 @@ def test_each_evolution_mode_meets_a_new_column(spark, tmp_path, mode):
         with pytest.raises(NewColumnsRejected) as error:
             conform(frame, contract, history)
         assert str(error.value) == (
-            "silver.dim_track: bronze.dim_track has new column(s) ['popularity'] that the "
+            "spark_catalog.silver.dim_track: bronze has new column(s) ['popularity'] that the "
             "contract does not declare, and its evolution mode is failOnNewColumns. Accept them "
             "with `spotify-lakehouse accept-columns dim_track popularity`, or declare them in "
             "spotify_assets/transforms/contracts.py."

@@ -175,11 +175,11 @@ def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark
     assert demo.success and fake.count("/v1/browse/new-releases") == 1 + 1  # NEXT's only
     assert len(fake.requests) > requests
     assert rows == {
-        "silver.spotify_albums": 2 * len(albums),
-        "silver.spotify_tracks": 2 * len(tracks),
-        "silver.spotify_artists": 2 * len(artists),
-        "gold.new_release_tracks": 2 * len(tracks),
-        "gold.spotify_artist_history": len(artists) + 1,
+        "spark_catalog.silver.spotify_albums": 2 * len(albums),
+        "spark_catalog.silver.spotify_tracks": 2 * len(tracks),
+        "spark_catalog.silver.spotify_artists": 2 * len(artists),
+        "spark_catalog.gold.new_release_tracks": 2 * len(tracks),
+        "spark_catalog.gold.spotify_artist_history": len(artists) + 1,
     }
     albums = table(spark, branch, Layer.SILVER, "spotify_albums", "seen_on", "popularity",
                    "_rescued_data")  # fmt: skip
@@ -200,7 +200,7 @@ def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark
 
     # An earlier day backfilled afterwards: the later days' first-seen dates follow.
     demo, rows = spotify_demo.run(branch["settings"], branch["instance"], PREV, PREV)
-    assert demo.success and rows["gold.new_release_tracks"] == 3 * len(tracks)
+    assert demo.success and rows["spark_catalog.gold.new_release_tracks"] == 3 * len(tracks)
     assert published.rows("seen_on", "first_seen") == {
         (PREV, PREV): len(tracks),
         (DAY, PREV): len(tracks),

@@ -234,6 +234,7 @@ def build_bronze_asset(
                 stored.schema,
                 stored.count(),
                 path,
+                lakehouse.name(Layer.BRONZE, source.entity),
                 source_rows_in_window=extracted,
                 new_versions=inserted,
                 null_watermark_rows=null_rows,

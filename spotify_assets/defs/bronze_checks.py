@@ -21,8 +21,7 @@ from spotify_assets.ingestion.windows import iso
 from spotify_assets.lake import delta
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.source.resource import SourceDatabase
-
-SAMPLE = 5
+from spotify_assets.transforms.expectations import SAMPLE_SIZE
 
 
 def build_reconciliation_check(source: SourceTable, first: date) -> AssetChecksDefinition:
@@ -67,13 +66,21 @@ def build_reconciliation_check(source: SourceTable, first: date) -> AssetChecksD
             src = src.where(
                 F.greatest(day, F.lit(first)).isin([date.fromisoformat(d) for d in extracted])
             )
-            bronze = delta.read(session, lakehouse.path(Layer.BRONZE, source.entity)).select(
-                source.key, source.watermark
-            )
-            missing = src.join(bronze, [source.key, source.watermark], "left_anti")
-            count = missing.count()
-            sample = [iso(r[0]) for r in missing.orderBy(source.key).limit(SAMPLE).collect()]
-            checked = src.count()
+            keys = [source.key, source.watermark]
+            bronze = delta.read(session, lakehouse.path(Layer.BRONZE, source.entity))
+            landed = bronze.select(*keys).distinct().withColumn("_landed", F.lit(True))
+            joined = src.join(landed, keys, "left")
+            totals = joined.agg(
+                F.count(F.lit(1)).alias("checked"),
+                F.count(F.when(F.col("_landed").isNull(), 1)).alias("missing"),
+            ).first()
+            assert totals is not None
+            checked, count = int(totals["checked"]), int(totals["missing"])
+            sample = []
+            if count:
+                missing = joined.where(F.col("_landed").isNull()).select(source.key)
+                rows = missing.orderBy(source.key).limit(SAMPLE_SIZE).collect()
+                sample = [iso(r[0]) for r in rows]
         finally:
             Path(staging).unlink(missing_ok=True)
         return AssetCheckResult(
@@ -104,7 +111,9 @@ def build_duplicate_check(source: SourceTable) -> AssetChecksDefinition:
         df = delta.read(session, lakehouse.path(Layer.BRONZE, source.entity))
         dups = df.groupBy(source.key, source.watermark).count().where("count > 1")
         count = dups.count()
-        sample = [str(r[0]) for r in dups.orderBy(source.key).limit(SAMPLE).collect()]
+        sample = []
+        if count:
+            sample = [str(r[0]) for r in dups.orderBy(source.key).limit(SAMPLE_SIZE).collect()]
         return AssetCheckResult(
             passed=count == 0,
             severity=AssetCheckSeverity.ERROR,

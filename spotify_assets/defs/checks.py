@@ -17,14 +17,25 @@ from pyspark.sql import functions as F
 from spotify_assets.catalog import GOLD_KEYS, Layer
 from spotify_assets.lake import delta
 from spotify_assets.resources import Lakehouse, SparkResource
+from spotify_assets.transforms.expectations import SAMPLE_SIZE
 
 
 def key_violations(df, key: str) -> tuple[int, int, list]:
-    """(NULL keys, keys that appear more than once, a sample of those keys)."""
-    nulls = df.where(F.col(key).isNull()).count()
-    dups = df.where(F.col(key).isNotNull()).groupBy(key).count().where("count > 1")
-    sample = [r[key] for r in dups.orderBy(key).limit(5).collect()]
-    return nulls, dups.count(), sample
+    """(NULL keys, keys that appear more than once, a sample of those keys): one Spark job, and
+    one more for the sample only when there are duplicates."""
+    per_key = df.groupBy(key).count()
+    duplicated = F.col(key).isNotNull() & (F.col("count") > 1)
+    row = per_key.agg(
+        F.sum(F.when(F.col(key).isNull(), F.col("count"))).alias("nulls"),
+        F.count(F.when(duplicated, 1)).alias("duplicated"),
+    ).first()
+    assert row is not None
+    nulls, dups = int(row["nulls"] or 0), int(row["duplicated"])
+    sample = []
+    if dups:
+        rows = per_key.where(duplicated).orderBy(key).limit(SAMPLE_SIZE).collect()
+        sample = [r[key] for r in rows]
+    return nulls, dups, sample
 
 
 def build_key_check(entity: str, key: str, current_only: bool = False) -> AssetChecksDefinition:

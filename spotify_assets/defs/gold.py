@@ -125,7 +125,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
     ) -> MaterializeResult:
         session = spark.session(context.log)
         log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
-        path = lakehouse.path(Layer.GOLD, entity)
+        path, table = lakehouse.path(Layer.GOLD, entity), lakehouse.name(Layer.GOLD, entity)
         events = delta.read(session, log_path)
         depends_on = scd2_merge.fingerprint(
             scd2, expectations.EXPECTATIONS[entity], surrogate, events.schema.simpleString()
@@ -136,11 +136,11 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             # Few events: keep them, so the rules and the history do not re-read the log.
             events = scd2_merge.among(events, plan.keys, scd2.key).persist()
         how = "rebuilding the whole history" if plan.full else "following changed keys"
-        context.log.info(f"gold.{entity}: {how} ({plan.reason})")
+        context.log.info(f"{table}: {how} ({plan.reason})")
         checked = expectations.evaluate(
-            f"gold.{entity}", events, expectations.EXPECTATIONS[entity], scd2.key
+            str(table), events, expectations.EXPECTATIONS[entity], scd2.key
         )
-        history = gold.build_scd2(scd2, checked.clean, surrogate)
+        history = gold.build_scd2(scd2, checked.clean, surrogate, table)
         if plan.full:
             before = delta.table_version(session, path) if delta.exists(session, path) else None
             unknown = gold.unknown_member(history, scd2.key, surrogate)
@@ -171,6 +171,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
                 history.schema,
                 totals.rows,
                 path,
+                table,
                 current_rows=totals.current,
                 closed_versions=totals.rows - totals.current,
                 versions_opened=opened,
@@ -210,10 +211,10 @@ def gold_dim_date(
 ) -> MaterializeResult:
     session = spark.session(context.log)
     silver = delta.read(session, lakehouse.path(Layer.SILVER, "dim_date"))
+    path, table = lakehouse.path(Layer.GOLD, "dim_date"), lakehouse.name(Layer.GOLD, "dim_date")
     checked = expectations.evaluate(
-        "gold.dim_date", silver, expectations.EXPECTATIONS["dim_date"], "date_key"
+        str(table), silver, expectations.EXPECTATIONS["dim_date"], "date_key"
     )
-    path = lakehouse.path(Layer.GOLD, "dim_date")
     streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream"))
     delta.overwrite(gold.build_dim_date(checked.clean, streams), path)
     write_quarantine(session, lakehouse, "dim_date", checked.quarantine)
@@ -224,6 +225,7 @@ def gold_dim_date(
             written.schema,
             written.count(),
             path,
+            table,
             rows_quarantined=sum(dropped.values()),
             rows_dropped_per_rule=dropped,
         ),
@@ -275,6 +277,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         paths = {d["view"]: lakehouse.path(Layer.GOLD, d["view"]) for d in AS_OF_DIMENSIONS}
         dims = {view: delta.read(session, p) for view, p in paths.items()}
         path = lakehouse.path(Layer.GOLD, "fact_stream")
+        table = lakehouse.name(Layer.GOLD, "fact_stream")
         outcomes: list[list[expectations.Outcome]] = []
         built: list[DataFrame] = []
 
@@ -287,7 +290,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
                 dims["dim_artist"],
             ).persist()  # evaluated by the rules, then written: computed once
             built.append(fact)
-            checked = expectations.evaluate("gold.fact_stream", fact, RULES, "stream_id")
+            checked = expectations.evaluate(str(table), fact, RULES, "stream_id")
             write_quarantine(session, lakehouse, "fact_stream", checked.quarantine, span)
             outcomes.append(checked.outcomes)
             return checked.clean
@@ -307,7 +310,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
             frame.unpersist()
         if stale:
             context.log.info(
-                f"gold.fact_stream: rebuilt {len(stale)} other window(s) whose dimension "
+                f"{table}: rebuilt {len(stale)} other window(s) whose dimension "
                 f"versions changed since they were built: {[str(d) for d in stale]}"
             )
         combined = quality.combine(outcomes)
@@ -320,6 +323,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
                 written.schema,
                 written.count(),
                 path,
+                table,
                 unresolved_keys=unresolved,
                 windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
                 rows_quarantined=sum(dropped.values()),

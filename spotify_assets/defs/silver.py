@@ -33,7 +33,7 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer
+from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, TableName
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.lake import as_of, change_log, delta
 from spotify_assets.lake.metadata import table_metadata
@@ -61,6 +61,7 @@ class Conforming:
     """Bronze rows conformed to a contract, with what the UI reports about them."""
 
     contract: Contract
+    table: TableName
     result: Conformed
     history: schema_history.SchemaHistory
     history_path: Path
@@ -76,7 +77,7 @@ class Conforming:
         schema_history.save(self.history_path, self.history)
 
     def log(self, context: AssetExecutionContext) -> None:
-        table, r = f"silver.{self.contract.entity}", self.result
+        table, r = self.table, self.result
         if r.columns_added:
             context.log.info(f"{table}: new column(s) {r.columns_added} added (addNewColumns)")
         if r.columns_rescued:
@@ -89,7 +90,7 @@ class Conforming:
         if r.columns_missing:
             context.log.warning(f"{table}: column(s) {r.columns_missing} not in bronze: NULL")
 
-    def metadata(self, written: DataFrame, path: str, **extra: Any) -> dict:
+    def metadata(self, written: DataFrame, path: str, name: TableName, **extra: Any) -> dict:
         """What a materialisation wrote (`written`: its rows), counted in one Spark job."""
         totals = written.agg(F.count(F.lit(1)), F.count(RESCUED)).first()
         assert totals is not None
@@ -99,6 +100,7 @@ class Conforming:
             written.schema,
             rows_written,
             path,
+            name,
             rows_in=self.rows_in,
             rows_written=rows_written,
             duplicates_removed=self.rows_in - rows_written,
@@ -123,14 +125,15 @@ def conform_bronze(
         bronze = bronze.where(window.predicate())
     path = schema_history.history_path(lakehouse.root, entity)
     history = schema_history.load(path, entity)
-    result = conform(bronze, contract, history)
+    table = lakehouse.name(Layer.SILVER, entity)
+    result = conform(bronze, contract, history, table)
     totals = [F.count(F.lit(1)).alias("rows")]
     if IGNORED_VALUES in result.frame.columns:
         totals.append(F.sum(IGNORED_VALUES).alias("ignored"))
     row = result.frame.agg(*totals).first()
     assert row is not None
     ignored = int(row["ignored"] or 0) if IGNORED_VALUES in result.frame.columns else 0
-    return Conforming(contract, result, history, path, int(row["rows"]), ignored)
+    return Conforming(contract, table, result, history, path, int(row["rows"]), ignored)
 
 
 def build_silver_dimension(entity: str) -> AssetsDefinition:
@@ -178,13 +181,14 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
             "versions_updated": synced.updated,
             "versions_deleted": synced.deleted,
         }
-        for key, path, extra in (
-            (versions_key, log_path, log_changes),
-            (current_key, current_path, {}),
+        log_name = lakehouse.name(Layer.SILVER, versions_entity(entity))
+        for key, path, name, extra in (
+            (versions_key, log_path, log_name, log_changes),
+            (current_key, current_path, conforming.table, {}),
         ):
             written = delta.read(session, path)
             yield MaterializeResult(
-                asset_key=key, metadata=conforming.metadata(written, path, **extra)
+                asset_key=key, metadata=conforming.metadata(written, path, name, **extra)
             )
 
     return _silver
@@ -209,7 +213,7 @@ def build_silver_dim_date() -> AssetsDefinition:
         delta.overwrite(latest_per_key(conforming.frame, conforming.contract), path)
         conforming.save_history()
         written = delta.read(session, path)
-        return MaterializeResult(metadata=conforming.metadata(written, path))
+        return MaterializeResult(metadata=conforming.metadata(written, path, conforming.table))
 
     return _silver_dim_date
 
@@ -241,7 +245,7 @@ def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
         delta.replace_window(refined, path, window)
         conforming.save_history()
         in_window = delta.read(session, path).where(window.predicate())
-        metadata = conforming.metadata(in_window, path)
+        metadata = conforming.metadata(in_window, path, conforming.table)
         metadata["dagster/partition_row_count"] = metadata["rows_written"]
         return MaterializeResult(metadata=metadata)
 
@@ -279,6 +283,7 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
             frame.createOrReplaceTempView(view)
         window = stream_window(context)
         path = lakehouse.path(Layer.SILVER, "streams_enriched")
+        table = lakehouse.name(Layer.SILVER, "streams_enriched")
         fact = enriched.PARAMETERS["fact"]
         stale = as_of.write_windows(
             session,
@@ -295,7 +300,7 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
         )
         if stale:
             context.log.info(
-                f"silver.streams_enriched: rebuilt {len(stale)} other window(s) whose dimension "
+                f"{table}: rebuilt {len(stale)} other window(s) whose dimension "
                 f"versions changed since they were built: {[str(d) for d in stale]}"
             )
         in_window = delta.read(session, path).where(window.predicate())
@@ -308,6 +313,7 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
                 in_window.schema,
                 rows,
                 path,
+                table,
                 streams_without_a_dimension_version=unmatched,
                 windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
                 **{"dagster/partition_row_count": rows, "dagster/column_lineage": lineage},

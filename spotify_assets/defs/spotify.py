@@ -273,6 +273,7 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
                     _frame(session, tables[table], str(source), document["fetched_at"]),
                     CONTRACTS[table],
                     histories[table],
+                    lakehouse.name(Layer.SILVER, table),
                 ).frame
                 path = lakehouse.path(Layer.SILVER, table)
                 delta.replace_window(frame.drop(IGNORED_VALUES), path, window)
@@ -289,6 +290,7 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
                     written.schema,
                     int(totals[0]),
                     path,
+                    lakehouse.name(Layer.SILVER, table),
                     days=[d.isoformat() for d in days],
                     rows_with_rescued_data=int(totals[1]),
                 ),
@@ -386,6 +388,7 @@ def build_new_release_tracks(partitions: PartitionsDefinition) -> AssetsDefiniti
                 written.schema,
                 rows,
                 path,
+                lakehouse.name(Layer.GOLD, "new_release_tracks"),
                 first_seen_in_these_days=new_today,
                 first_seen_moved_on_later_days=moved,
             )
@@ -412,11 +415,14 @@ def build_artist_history() -> AssetsDefinition:
         seen = delta.read(session, lakehouse.path(Layer.SILVER, "spotify_artists")).select(
             "artist_id", "artist_name", "genres", "seen_on"
         )
-        history = gold.build_scd2(ARTIST_SCD2, seen, "artist_sk")
+        table = lakehouse.name(Layer.GOLD, "spotify_artist_history")
+        history = gold.build_scd2(ARTIST_SCD2, seen, "artist_sk", table)
         path = lakehouse.path(Layer.GOLD, "spotify_artist_history")
         delta.overwrite(history, path)
         written = delta.read(session, path)
-        return MaterializeResult(metadata=table_metadata(written.schema, written.count(), path))
+        return MaterializeResult(
+            metadata=table_metadata(written.schema, written.count(), path, table)
+        )
 
     return _history
 

@@ -96,9 +96,20 @@ def delta_conf(options: SparkOptions) -> dict[str, str]:
     }
 
 
+def on_databricks() -> bool:
+    """Inside a Databricks cluster (a job the databricks engine submitted, or a bundle job)."""
+    return bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
+
+
 def build_session(options: SparkOptions) -> SparkSession:
     if options.remote:
         return connect_session(options.remote)
+    if on_databricks():
+        # The cluster's own session: Delta Lake, the catalog and storage access come with it.
+        session = SparkSession.builder.getOrCreate()
+        for key, value in SESSION_CONF.items():
+            session.conf.set(key, value)
+        return session
     check_java()
     # PySpark itself reads SPARK_REMOTE: set (even empty), it refuses a local master, naming
     # the URL (and any token in it) in its error. The connect engine uses SPARK_CONNECT_URL.

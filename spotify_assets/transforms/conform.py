@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
+from spotify_assets.catalog import Layer, TableName, table_name
 from spotify_assets.transforms.contracts import RESCUED, Case, Contract, Evolution
 from spotify_assets.transforms.schema_history import ACCEPT_COMMAND, SchemaHistory
 
@@ -48,10 +49,16 @@ def _clean(column: Column, is_string: bool, case: Case | None) -> Column:
     return cleaned
 
 
-def conform(bronze: DataFrame, contract: Contract, history: SchemaHistory) -> Conformed:
+def conform(
+    bronze: DataFrame,
+    contract: Contract,
+    history: SchemaHistory,
+    table: TableName | None = None,
+) -> Conformed:
     """Map `bronze` (read through `with_source_file`) onto the contract and the table's schema
-    history, evolving the history as the contract's evolution mode says."""
-    table = f"silver.{contract.entity}"
+    history, evolving the history as the contract's evolution mode says. `table` names the
+    silver table in messages (default: its name in the local catalog)."""
+    table = table or table_name(Layer.SILVER, contract.entity)
     types = {f.name: f.dataType for f in bronze.schema.fields}
     data = [c for c in bronze.columns if c not in INTERNAL and c != SOURCE_FILE]
     history.follow_contract(contract)
@@ -65,7 +72,7 @@ def conform(bronze: DataFrame, contract: Contract, history: SchemaHistory) -> Co
     if unknown and contract.evolution is Evolution.FAIL_ON_NEW_COLUMNS:
         accept = ACCEPT_COMMAND.format(entity=contract.entity, columns=" ".join(unknown))
         raise NewColumnsRejected(
-            f"{table}: bronze.{contract.entity} has new column(s) {unknown} that the contract "
+            f"{table}: bronze has new column(s) {unknown} that the contract "
             f"does not declare, and its evolution mode is {Evolution.FAIL_ON_NEW_COLUMNS}. "
             f"Accept them with `{accept}`, "
             "or declare them in spotify_assets/transforms/contracts.py."

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from spotify_assets.catalog import Layer, TableName, table_name
+
 UNKNOWN_SK = -1
 
 
@@ -43,17 +45,20 @@ class InvalidChangeEvents(ValueError):
     """Events with a NULL key or sequence: AUTO CDC rejects them, so do we."""
 
 
-def build_scd2(config: Scd2, events: DataFrame, surrogate: str) -> DataFrame:
+def build_scd2(
+    config: Scd2, events: DataFrame, surrogate: str, table: TableName | None = None
+) -> DataFrame:
     """Type 2 history from every change event of a dimension: one row per version, valid over
     [__START_AT, __END_AT), recomputed per key in sequence order, so the result is the same
     whatever order the events arrived in. Events must be unique per (key, sequence) (silver's
     change log is). Consecutive events with the same tracked values form one version, whose
     untracked columns take the values of its last event."""
     key, seq = config.key, config.sequence
+    table = table or table_name(Layer.GOLD, config.entity)
     invalid = events.where(F.col(key).isNull() | F.col(seq).isNull()).count()
     if invalid:
         raise InvalidChangeEvents(
-            f"gold.{config.entity}: {invalid} change event(s) with a NULL {key} or {seq}; "
+            f"{table}: {invalid} change event(s) with a NULL {key} or {seq}; "
             "an event needs both to take its place in the history"
         )
     attributes = [c for c in events.columns if not c.startswith("_") and c not in (key, seq)]
