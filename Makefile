@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres odbc jars dagster-home demo dev test bench check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc azurite jars dagster-home demo dev test bench check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
@@ -67,7 +67,15 @@ odbc:
 	  else echo "error: Azure SQL's driver needs libltdl: sudo apt-get install libltdl7"; exit 1; fi; \
 	fi
 
-test: setup postgres odbc
+# Azurite (the Azure Storage emulator) for the storage layer's tests, pinned by its npm lock.
+AZURITE := .ci/azurite/node_modules/.bin/azurite-blob
+azurite: $(AZURITE)
+$(AZURITE): .ci/azurite/package-lock.json
+	@command -v npm >/dev/null || { echo "error: the tests need Node.js and npm for Azurite: sudo apt-get install nodejs npm"; exit 1; }
+	npm ci --prefix .ci/azurite --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: setup postgres odbc azurite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures and write benchmarks/results/*.json; BENCH_SCALE=1000 is 1M streams.
@@ -90,7 +98,7 @@ typecheck: $(INSTALLED)
 check: lint typecheck
 
 lock: $(INSTALLED)
-	$(BIN)/uv pip compile -q --python-version 3.11 --extra dev pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile -q --python-version 3.11 --extra orchestrator --extra dev pyproject.toml -o requirements.lock
 
 clean:
 	rm -rf .data .dagster_home/storage .dagster_home/history .dagster_home/schedules .pytest_cache

@@ -307,5 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The console script. It exits with the status itself: a Databricks python_wheel_task
+    calls the entry point and ignores what it returns, so a failed run must raise."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

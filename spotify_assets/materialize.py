@@ -14,6 +14,7 @@ from dagster._core.storage.tags import (
 from spotify_assets.catalog import GOLD_KEYS, Layer
 from spotify_assets.defs.jobs import LAKEHOUSE_JOB
 from spotify_assets.settings import Settings
+from spotify_assets.spark.session import on_databricks
 
 
 def materialize_range(
@@ -30,7 +31,10 @@ def materialize_range(
     from spotify_assets.definitions import build_definitions
 
     job = build_definitions(settings).resolve_job_def(LAKEHOUSE_JOB)
-    instance = instance or DagsterInstance.get()
+    if instance is None:
+        # On a Databricks cluster (a bundle job) there is no DAGSTER_HOME: the run is recorded
+        # in a throw-away instance, its figures in the job's output.
+        instance = DagsterInstance.ephemeral() if on_databricks() else DagsterInstance.get()
     say(f"Materialising every asset for {start} .. {end} as one run")
     started = time.monotonic()
     result = job.execute_in_process(

@@ -25,6 +25,7 @@ class SparkResource(ConfigurableResource):
     jars_dir: str
     warehouse_dir: str
     remote: str = ""  # sc://...: the connect engine (may carry a token: an EnvVar when set)
+    lakehouse_root: str = ""  # an abfss:// lake: the local session gets ABFS credentials
 
     def session(self, log: Any = None) -> SparkSession:
         options = SparkOptions(
@@ -34,6 +35,7 @@ class SparkResource(ConfigurableResource):
             jars_dir=Path(self.jars_dir),
             warehouse_dir=Path(self.warehouse_dir),
             remote=self.remote,
+            lakehouse_root=self.lakehouse_root,
         )
         spark, seconds = get_session(options)
         if seconds and log is not None:
@@ -109,12 +111,13 @@ def lakehouse_for(settings: Settings) -> Lakehouse:
 def databricks_for(settings: Settings) -> Any:
     """The databricks engine's job submission (the SDK is imported only for that engine)."""
     from spotify_assets.databricks_jobs.submit import DatabricksJobs
-    from spotify_assets.databricks_jobs.task import submit_task
+    from spotify_assets.databricks_jobs.task import plain_settings, submit_task
 
     return DatabricksJobs(
         host=settings.databricks.host,
         token=_env_var_if_set("DATABRICKS_TOKEN"),
         task=submit_task(settings, "step"),
+        settings=plain_settings(settings),
         poll_seconds=settings.databricks.poll_seconds,
     )
 
@@ -132,6 +135,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             jars_dir=str(spark.jars_dir),
             warehouse_dir=str(spark.warehouse_dir),
             remote=_env_var_if_set("SPARK_CONNECT_URL", spark.remote) if spark.remote else "",
+            lakehouse_root=settings.lakehouse_root,
         ),
         "lakehouse": lakehouse_for(settings),
         "spotify": SpotifyApi(

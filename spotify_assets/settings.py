@@ -103,7 +103,8 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "DATABRICKS_CLUSTER_ID": ("", "run steps on this cluster; unset: a new job cluster per step"),
     "DATABRICKS_WHEEL": (
         "",
-        "the project's wheel on the workspace (databricks.yml uploads it), e.g. "
+        "the project's wheel on the workspace: the one `databricks bundle deploy` uploads "
+        "(under the bundle's artifact path) or a copy in a Volume, e.g. "
         "/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl",
     ),
     "DATABRICKS_SPARK_VERSION": ("17.3.x-scala2.13", "Databricks Runtime of new job clusters"),
@@ -208,7 +209,7 @@ def _databricks(env: Mapping[str, str], engine: str) -> DatabricksSettings:
         wheel=_get(env, "DATABRICKS_WHEEL"),
         spark_version=_get(env, "DATABRICKS_SPARK_VERSION"),
         node_type=_get(env, "DATABRICKS_NODE_TYPE"),
-        workers=_whole_number(env, "DATABRICKS_WORKERS", 0, 1000),
+        workers=_whole_number(env, "DATABRICKS_WORKERS", 1, 1000),
         secret_scope=_get(env, "DATABRICKS_SECRET_SCOPE"),
         poll_seconds=_seconds(env, "DATABRICKS_POLL_SECONDS"),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
@@ -123,8 +124,8 @@ def test_schema_drift_adds_new_columns_and_nulls_dropped_ones(spark, sqlite_lake
 def test_corrupt_watermark_document_fails_the_run_with_the_repair_command(spark, tmp_path):
     lake = Lake(tmp_path)
     path = watermarks.document_path(lake.settings.lakehouse_root, USERS)
-    path.parent.mkdir(parents=True)
-    path.write_text("{not json")
+    Path(path).parent.mkdir(parents=True)
+    Path(path).write_text("{not json")
     result = lake.run(D1, D1, "dim_user", expect_success=False)
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = failure.event_specific_data.error.cause.message
@@ -171,5 +172,7 @@ def test_postgres_source_with_a_concurrent_insert_during_extraction(
     assert 7001 in [r[0] for r in lake.rows(spark, "fact_stream", "stream_id")]
     assert all(c.passed for c in rerun.get_asset_check_evaluations())
     assert lake.plans(STREAMS, USERS) == []
-    doc = json.loads(watermarks.document_path(lake.settings.lakehouse_root, STREAMS).read_text())
+    doc = json.loads(
+        Path(watermarks.document_path(lake.settings.lakehouse_root, STREAMS)).read_text()
+    )
     assert doc["windows"]["2026-01-01"]["rows"] == 335

@@ -59,7 +59,9 @@ def test_pull_requests_run_the_tests_and_main_deploys_the_bundle_with_named_secr
         f"BUNDLE_VAR_{name}": "${{ vars." + name.upper() + " }}" for name in required
     }  # fmt: skip
     assert [s.get("env") for s in steps] == [None, *[{**secrets, **bundle_vars}] * 2]
-    assert set(required) == {"lakehouse_root", "notification_email"}
+    assert set(required) == {
+        "lakehouse_root", "notification_email", "azure_tenant_id", "azure_client_id"
+    }  # fmt: skip
     assert "env" not in deploy
     uses = [s["uses"] for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
     assert all(re.search(r"@v\d+(\.\d+)*$", u) for u in uses), uses

@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = yaml.safe_load((ROOT / "databricks.yml").read_text())
 TOP_LEVEL = {"bundle", "variables", "artifacts", "resources", "targets"}
 TARGET_KEYS = {"mode", "default", "variables", "workspace", "permissions", "run_as", "presets"}
+BUNDLE_SECRETS = (
+    "SPOTIFY_SOURCE_DB_URL", "SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET", "AZURE_CLIENT_SECRET"
+)  # fmt: skip
 # Each variable and the setting whose default it must share.
 VARIABLE_SETTINGS = {
     "schema_prefix": "LAKEHOUSE_SCHEMA_PREFIX",
@@ -75,6 +78,11 @@ def test_a_broken_bundle_is_refused_by_the_same_models():
 def test_the_jobs_run_the_wheel_dagster_submits_with_commands_the_cli_accepts(tmp_path):
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert re.sub(r"[-.]+", "_", project["name"]) == task.WHEEL_PACKAGE
+    # The cluster installs the wheel without extras: its runtime's Python (3.12 on DBR 17) and
+    # its own Spark and Delta, which a pyspark from PyPI would shadow.
+    assert project["requires-python"] == ">=3.11,<3.13"
+    required = {re.split(r"[\[=<>]", d)[0] for d in project["dependencies"]}
+    assert not required & {"pyspark", "delta-spark", "dagster-databricks", "dagster-pyspark"}
     assert task.ENTRY_POINT in project["scripts"]
     artifact = BUNDLE["artifacts"][task.WHEEL_PACKAGE]
     assert (artifact["type"], artifact["path"]) == ("whl", ".")
@@ -110,7 +118,10 @@ def test_the_job_cluster_is_the_one_dagster_submits(tmp_path):
         DATABRICKS_SECRET_SCOPE="spotify",
         LAKEHOUSE_CATALOG="spotify",
     )
-    env = {"SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET": "secret"}
+    env = {
+        "SPOTIFY_CLIENT_ID": "id", "SPOTIFY_CLIENT_SECRET": "secret", "AZURE_TENANT_ID": "t",
+        "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s",
+    }  # fmt: skip
     submitted = task.new_cluster(settings, env)
     for name, job in jobs().items():
         (cluster,) = job["job_clusters"]
@@ -125,20 +136,31 @@ def test_the_job_cluster_is_the_one_dagster_submits(tmp_path):
         bundled_env = bundled["spark_env_vars"]
         assert set(bundled_env) <= set(submitted["spark_env_vars"]), name
         assert bundled_env["SPARK_ENGINE"] == "local"
-        for variable, key in task.SECRET_KEYS.items():
+        for variable in BUNDLE_SECRETS:
+            key = task.SECRET_KEYS[variable]
             assert bundled_env[variable] == task.secret_reference("${var.secret_scope}", key)
             assert submitted["spark_env_vars"][variable] == task.secret_reference("spotify", key)
+        secrets = {v for v, value in bundled_env.items() if "{{secrets/" in str(value)}
+        assert secrets == set(BUNDLE_SECRETS), name
 
 
 def test_the_schemas_are_the_layers_named_as_the_tables_are():
     schemas = BUNDLE["resources"]["schemas"]
     assert set(schemas) == {layer.value for layer in Layer}
+    # The dev target prefixes every name (schemas included) and tells the jobs the same prefix.
+    dev = BUNDLE["targets"]["dev"]
+    prefix = dev["variables"]["schema_prefix"]
+    assert prefix == dev["presets"]["name_prefix"] == "dev_${workspace.current_user.short_name}_"
+    assert BUNDLE["variables"]["schema_prefix"]["default"] == ""  # prod: no prefix
     for layer in Layer:
-        assert schemas[layer.value]["name"] == "${var.schema_prefix}" + layer.value
-        # The dev target's prefix gives the schemas table_name gives the tables.
-        prefix = BUNDLE["targets"]["dev"]["variables"]["schema_prefix"]
-        dev = table_name(layer, "dim_user", BUNDLE["variables"]["catalog"]["default"], prefix)
-        assert dev.schema == prefix + layer.value
+        assert schemas[layer.value]["name"] == layer.value
+        name = table_name(
+            layer,
+            "dim_user",
+            "spotify",
+            prefix.replace("${workspace.current_user.short_name}", "ann"),
+        )
+        assert name.schema == "dev_ann_" + layer.value
         grants = {g["principal"]: set(g["privileges"]) for g in schemas[layer.value]["grants"]}
         assert grants["${var.engineers}"] >= {"USE_SCHEMA", "SELECT", "MODIFY"}
     gold = {g["principal"]: set(g["privileges"]) for g in schemas["gold"]["grants"]}

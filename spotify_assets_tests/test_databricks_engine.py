@@ -14,11 +14,21 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    materialize,
+)
 from dagster._core.instance.ref import InstanceRef
+from sqlalchemy import text
 
 from spotify_assets.catalog import Layer, table_path
 from spotify_assets.databricks_jobs.task import ENTRY_POINT, REMOTE_STEP, WHEEL_PACKAGE
+from spotify_assets.definitions import build_definitions
 from spotify_assets.lake import delta
 from spotify_assets.materialize import materialize_range
 from spotify_assets.source import simulator
@@ -26,10 +36,12 @@ from spotify_assets.source.resource import SourceDatabase
 from spotify_assets_tests.conftest import START, make_settings
 from spotify_assets_tests.fake_databricks import FakeDatabricks
 
-DAY = date(2026, 1, 1)
+DAY, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 WHEEL = "/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl"
 SILVER_DATES = AssetKey(["silver", "dim_date"])
-BRONZE_DATES = AssetKey(["bronze", "dim_date"])
+BRONZE_STREAMS = AssetKey(["bronze", "fact_stream"])
+SILVER_STREAMS = AssetKey(["silver", "fact_stream"])
+DUPLICATES = AssetCheckKey(BRONZE_STREAMS, "no_duplicate_versions")
 
 
 def databricks_env(fake: FakeDatabricks) -> dict[str, str]:
@@ -43,10 +55,10 @@ def databricks_env(fake: FakeDatabricks) -> dict[str, str]:
 
 @pytest.fixture
 def lake(tmp_path, spark):
-    """A source seeded with one day, and bronze's calendar landed by the local engine."""
+    """A source seeded with two days."""
     settings = make_settings(tmp_path)
     source = SourceDatabase(url=settings.source_db_url)
-    simulator.seed(source.engine, seed_value=5, start=START, days=1, echo=lambda _: None)
+    simulator.seed(source.engine, seed_value=5, start=START, days=2, echo=lambda _: None)
     return settings
 
 
@@ -88,14 +100,25 @@ def test_a_step_runs_as_a_databricks_job_and_its_results_logs_and_failure_come_b
         ]  # fmt: skip
         assert closed.cls_name == "RemoteStepFailed" and cause in closed.message
 
+        # Bronze's streams for two days on the local engine, then silver's for the same two
+        # days as one range step (a single-run backfill) on Databricks.
         local = make_settings(tmp_path)
         assert materialize_range(
-            local, DAY, DAY, instance=instance, say=lambda _: None, selection=[BRONZE_DATES]
+            local, DAY, DAY2, instance=instance, say=lambda _: None, selection=[BRONZE_STREAMS]
         ).success
         result = materialize_range(
-            remote, DAY, DAY, instance=instance, say=lambda _: None, selection=[SILVER_DATES]
+            remote, DAY, DAY2, instance=instance, say=lambda _: None, selection=[SILVER_STREAMS]
         )
         assert result.success
+        # A check alone, as its own step on Databricks.
+        defs = build_definitions(remote)
+        checked = materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=AssetSelection.checks(DUPLICATES),
+            resources=defs.resources,
+            instance=instance,
+        )
+        assert checked.success
         (submitted,) = fake.submitted[1]["tasks"]
         run_ids = list(fake.runs)
     # What was submitted: the wheel's console script on a new job cluster whose environment
@@ -108,26 +131,35 @@ def test_a_step_runs_as_a_databricks_job_and_its_results_logs_and_failure_come_b
     assert env["LAKEHOUSE_ROOT"] == local.lakehouse_root and env["SPARK_ENGINE"] == "local"
     assert {"DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"} <= set(env)
     assert fake.token not in str(fake.submitted)
-    # The materialisation carries the cluster's metadata, exactly typed, and the run's link.
-    (mat,) = result.asset_materializations_for_node("silver__dim_date")
-    assert mat.metadata["dagster/table_name"].value == "spark_catalog.silver.dim_date"
-    assert mat.metadata["dagster/row_count"].value == 1
-    assert [c.name for c in mat.metadata["dagster/column_schema"].schema.columns][:2] == [
-        "date_key",
-        "date",
-    ]
-    assert mat.metadata["databricks_run_id"].value == run_ids[1]
-    assert mat.metadata["databricks_run_url"].value.startswith(fake.url)
+    # One materialisation per day of the range, with the cluster's metadata exactly typed and
+    # the Databricks run's link.
+    mats = result.asset_materializations_for_node("silver__fact_stream")
+    assert sorted(m.partition for m in mats) == [str(DAY), str(DAY2)]
+    source = SourceDatabase(url=local.source_db_url)
+    with source.engine.connect() as conn:
+        streams = conn.execute(text('SELECT COUNT(*) FROM "FactStream"')).scalar()
+    for mat in mats:
+        assert mat.metadata["dagster/table_name"].value == "spark_catalog.silver.fact_stream"
+        assert mat.metadata["rows_written"].value == streams
+        columns = mat.metadata["dagster/column_schema"].schema.columns
+        assert columns[0].name == "stream_id"
+        assert mat.metadata["databricks_run_id"].value == run_ids[1]
+        assert mat.metadata["databricks_run_url"].value.startswith(fake.url)
     # The step's log lines on the cluster are in the run's log.
     messages = [e.user_message for e in instance.all_logs(result.run_id)]
     assert any(m.startswith("Started Spark ") and "with Delta Lake" in m for m in messages)
+    # The check's result came back as evaluated there.
+    (evaluation,) = checked.get_asset_check_evaluations()
+    assert (evaluation.asset_check_key, evaluation.passed) == (DUPLICATES, True)
+    assert evaluation.metadata["duplicated_versions"].value == 0
+    assert evaluation.metadata["databricks_run_id"].value == run_ids[2]
     # The same asset function on the local engine writes the same rows.
-    remote_rows = rows(spark, local, Layer.SILVER, "dim_date")
+    remote_rows = rows(spark, local, Layer.SILVER, "fact_stream")
     assert materialize_range(
-        local, DAY, DAY, instance=instance, say=lambda _: None, selection=[SILVER_DATES]
+        local, DAY, DAY2, instance=instance, say=lambda _: None, selection=[SILVER_STREAMS]
     ).success
-    assert rows(spark, local, Layer.SILVER, "dim_date") == remote_rows
-    assert len(remote_rows) == 1
+    assert rows(spark, local, Layer.SILVER, "fact_stream") == remote_rows
+    assert len(remote_rows) == streams
 
 
 def test_cancelling_the_dagster_run_cancels_the_databricks_run(lake, tmp_path):

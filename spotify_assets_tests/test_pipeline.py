@@ -9,8 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance
-from dagster._core.instance.ref import InstanceRef
+from dagster import DagsterInstance
 from sqlalchemy import select, text
 
 from spotify_assets.catalog import (
@@ -137,16 +136,25 @@ def test_backfill_of_the_seeded_range_reconciles_every_layer(spark, lakehouse):
     ]  # fmt: skip
 
 
-def test_partitions_run_out_of_order_give_the_same_tables(spark, lakehouse, tmp_path):
+def test_partitions_run_out_of_order_and_on_either_engine_give_the_same_tables(
+    spark, lakehouse, tmp_path, spark_connect_url
+):
     """Day 3, then days 1-2, on a second lakehouse equal one ordered run (ingestion times aside,
-    which differ between two lakehouses by nature)."""
+    which differ between two lakehouses by nature). Day 3 goes through a Spark Connect server
+    (`spotify-lakehouse materialize` in a process of its own with SPARK_ENGINE=connect): every
+    layer built there from nothing, then days 1-2 on the local engine over the same tables."""
     settings = make_settings(tmp_path)
     source = SourceDatabase(url=settings.source_db_url)
     simulator.seed(source.engine, seed_value=11, start=START, days=3, echo=lambda _: None)
+    done = through_spark_connect(
+        settings, spark_connect_url, "--start", str(DAY3), "--end", str(DAY3)
+    )
+    assert "on the Spark Connect server" in done.stdout + done.stderr
     with DagsterInstance.ephemeral() as instance:
-        for first, last in ((DAY3, DAY3), (DAY1, date(2026, 1, 2))):
-            result = materialize_range(settings, first, last, instance=instance, say=lambda _: None)
-            assert result.success
+        result = materialize_range(
+            settings, DAY1, date(2026, 1, 2), instance=instance, say=lambda _: None
+        )
+        assert result.success
     # The second run rebuilt day 3's joined windows: their dimension versions had changed.
     mats = result.asset_materializations_for_node("silver__streams_enriched")
     assert mats[0].metadata["windows_rebuilt_for_dimension_changes"].value == ["2026-01-03"]
@@ -174,9 +182,7 @@ def test_enriched_streams_carry_the_versions_valid_when_each_stream_happened(spa
         assert (row["user_country"], row["subscription_type"]) == (expected or (None, None))
 
 
-def test_advance_adds_versions_and_reruns_through_spark_connect_never_remove_history(
-    spark, lakehouse, spark_connect_url
-):
+def test_advance_adds_versions_and_reruns_never_remove_history(spark, lakehouse):
     settings, source, _ = lakehouse
     changes = simulator.advance(source.engine, days=1, echo=lambda _: None)
     # The source gains a column: bronze and silver (addNewColumns) take it, and say so.
@@ -228,21 +234,15 @@ def test_advance_adds_versions_and_reruns_through_spark_connect_never_remove_his
 
     # Re-materialising a seeded partition changes no row of any table (idempotent re-runs),
     # although re-extracting it finds old versions gone from the source: bronze keeps them,
-    # history is never removed. The re-run goes through a Spark Connect server
-    # (`spotify-lakehouse materialize --full-refresh` in a process of its own with
-    # SPARK_ENGINE=connect): the day's windows, every dimension and every gold history
-    # recomputed there equal what the local engine wrote, row for row (ingestion times aside:
-    # bronze's are kept as written).
+    # history is never removed; every gold history rebuilt from scratch is the same too.
     before = snapshot(spark, settings)
-    done = through_spark_connect(
-        settings, spark_connect_url, "--start", str(DAY3), "--end", str(DAY3), "--full-refresh"
+    rerun = materialize_range(
+        settings, DAY3, DAY3, instance=lakehouse[2], say=lambda _: None, full_refresh=True
     )
-    assert "on the Spark Connect server" in done.stdout + done.stderr
+    assert rerun.success
     assert snapshot(spark, settings) == before
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(settings.dagster_home))) as instance:
-        event = instance.get_latest_materialization_event(AssetKey(["gold", "dim_user"]))
-    assert event is not None and event.asset_materialization is not None
-    assert event.asset_materialization.metadata["build_reason"].value == "full refresh requested"
+    (users,) = rerun.asset_materializations_for_node("gold__dim_user")
+    assert users.metadata["build_reason"].value == "full refresh requested"
 
 
 def through_spark_connect(settings, url: str, *args: str) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_schema_history_survives_a_reload_and_names_a_corrupt_file(tmp_path):
     history.add({"skipped": "boolean"}, "columns added")
     schema_history.save(path, history)
     assert schema_history.load(path, "fact_stream") == history
-    path.write_text("{not json")
+    Path(path).write_text("{not json")
     with pytest.raises(
         schema_history.SchemaHistoryCorrupt, match=r"silver\.fact_stream is corrupt"
     ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, EnvVar, materialize
@@ -107,7 +108,7 @@ def test_without_credentials_the_branch_is_skipped_and_the_run_succeeds(tmp_path
 def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark, branch, fake):
     result = run(branch, DAY)
     raw = raw_path(branch["lake"].root, DAY)
-    document = json.loads(raw.read_text())
+    document = json.loads(Path(raw).read_text())
     assert document["mode"] == "development"
     meta = {
         e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}

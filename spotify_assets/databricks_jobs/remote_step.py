@@ -112,6 +112,9 @@ def run(pipes: PipesContext) -> None:
     from spotify_assets.settings import load_settings
 
     step = pipes.extras
+    # The orchestrator's plain settings win over an existing cluster's own environment (a new
+    # job cluster was started with them); secrets stay the cluster's.
+    os.environ.update(step.get("settings") or {})
     settings = load_settings()
     if settings.spark_engine != "local":
         raise RemoteStepFailed(
@@ -123,12 +126,9 @@ def run(pipes: PipesContext) -> None:
     checks = [AssetCheckKey.from_user_string(k) for k in step["checks"]]
     selection = AssetSelection.assets(*assets).without_checks() | AssetSelection.checks(*checks)
     tags = {}
-    if pipes.is_partition_step:
-        span = pipes.partition_key_range
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: span["start"],
-            ASSET_PARTITION_RANGE_END_TAG: span["end"],
-        }
+    if step["partition_key_range"]:
+        start, end = step["partition_key_range"]
+        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
     run_config = {"ops": {step["step"]: {"config": step["op_config"]}}} if step["op_config"] else {}
     with DagsterInstance.ephemeral() as instance:
         result = materialize(

@@ -57,6 +57,7 @@ class DatabricksJobs(ConfigurableResource):
     host: str
     token: str = ""
     task: dict[str, Any]  # what every step submits (spotify_assets.databricks_jobs.task)
+    settings: dict[str, str] = {}  # the plain settings, for a cluster whose environment is its own
     poll_seconds: float = 5.0
 
     def workspace(self) -> WorkspaceClient:
@@ -72,6 +73,7 @@ class DatabricksJobs(ConfigurableResource):
             poll_interval_seconds=self.poll_seconds,
         )
         task = {**self.task, "task_key": task_key(extras["step"])}
+        extras = {**extras, "settings": self.settings}
         invocation = client.run(
             context=context,
             task=jobs.SubmitTask.from_dict(task),
@@ -154,6 +156,12 @@ def submitted_asset(assets_def: AssetsDefinition) -> AssetsDefinition:
             "assets": [k.to_user_string() for k in context.selected_asset_keys],
             "checks": [k.to_user_string() for k in context.selected_asset_check_keys],
             "op_config": context.op_config or {},
+            # Pipes' own context carries a single partition key only, not a range.
+            "partition_key_range": (
+                [context.partition_key_range.start, context.partition_key_range.end]
+                if context.has_partition_key_range
+                else None
+            ),
         }
         yield from getattr(context.resources, RESOURCE_KEY).run_step(context, extras)
 
@@ -179,6 +187,7 @@ def submitted_check(checks_def: AssetChecksDefinition) -> AssetChecksDefinition:
             "assets": [],
             "checks": [k.to_user_string() for k in op.selected_asset_check_keys],
             "op_config": op.op_config or {},
+            "partition_key_range": None,
         }
         yield from getattr(op.resources, RESOURCE_KEY).run_step(op, extras)
 

@@ -20,24 +20,19 @@ WHEEL_PACKAGE = "spotify_lakehouse"
 ENTRY_POINT = "spotify-lakehouse"
 REMOTE_STEP = "remote-step"  # the subcommand that runs one step on the cluster
 
-# Settings the cluster's process needs, passed through as they are (none is a secret).
-PLAIN_VARIABLES = (
-    "LAKEHOUSE_ROOT",
-    "LAKEHOUSE_START_DATE",
-    "LAKEHOUSE_CATALOG",
-    "LAKEHOUSE_SCHEMA_PREFIX",
-    "SPARK_SHUFFLE_PARTITIONS",
-    "SPOTIFY_CAPABILITY",
-    "SPOTIFY_API_URL",
-    "SPOTIFY_TOKEN_URL",
-    "SPOTIFY_MAX_ALBUMS",
-)
 # Secrets, by the key they have in the secret scope: the job refers to them, never holds them.
 SECRET_KEYS = {
     "SPOTIFY_SOURCE_DB_URL": "source-db-url",
     "SPOTIFY_CLIENT_ID": "spotify-client-id",
     "SPOTIFY_CLIENT_SECRET": "spotify-client-secret",
+    # The storage layer's credentials for an abfss:// lake (lake/storage.py).
+    "AZURE_STORAGE_CONNECTION_STRING": "storage-connection-string",
+    "AZURE_STORAGE_ACCOUNT_KEY": "storage-account-key",
+    "AZURE_STORAGE_SAS_TOKEN": "storage-sas-token",
+    "AZURE_CLIENT_SECRET": "azure-client-secret",
 }
+# Identifiers that go with those credentials, passed as they are when set.
+PLAIN_AZURE = ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_TENANT_ID", "AZURE_CLIENT_ID")
 
 
 def secret_reference(scope: str, key: str) -> str:
@@ -45,12 +40,16 @@ def secret_reference(scope: str, key: str) -> str:
     return "{{secrets/%s/%s}}" % (scope, key)  # noqa: UP031 (braces would need doubling)
 
 
-def cluster_env(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a new job cluster: the settings the step needs, with secrets as
-    references into DATABRICKS_SECRET_SCOPE. Without a scope, a secret that is set is refused
-    (it would be readable in the job's definition); a source URL without a password is fine."""
-    env = os.environ if env is None else env
-    values = {
+def _may_hold_a_secret(url: str) -> bool:
+    """A password in the URL, or a query that may carry one (password=, PWD= in odbc_connect)."""
+    parsed = make_url(url)
+    query = " ".join(f"{k}={v}" for k, v in parsed.query.items()).lower()
+    return parsed.password is not None or bool(re.search(r"pass|pwd|secret|token|key", query))
+
+
+def plain_settings(settings: Settings) -> dict[str, str]:
+    """The settings a step needs on the cluster that are not secrets."""
+    return {
         "SPARK_ENGINE": "local",  # on the cluster: the cluster's own Spark
         "LAKEHOUSE_ROOT": settings.lakehouse_root,
         "LAKEHOUSE_START_DATE": settings.start_date.isoformat(),
@@ -62,6 +61,15 @@ def cluster_env(settings: Settings, env: Mapping[str, str] | None = None) -> dic
         "SPOTIFY_TOKEN_URL": settings.spotify_token_url,
         "SPOTIFY_MAX_ALBUMS": str(settings.spotify_max_albums),
     }
+
+
+def cluster_env(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a new job cluster: the settings the step needs, with secrets as
+    references into DATABRICKS_SECRET_SCOPE. Without a scope, a secret that is set is refused
+    (it would be readable in the job's definition); a source URL without a password is fine."""
+    env = os.environ if env is None else env
+    values = plain_settings(settings)
+    values.update({n: env[n].strip() for n in PLAIN_AZURE if env.get(n, "").strip()})
     scope = settings.databricks.secret_scope
     for name, key in SECRET_KEYS.items():
         value = env.get(name, "").strip()
@@ -71,7 +79,7 @@ def cluster_env(settings: Settings, env: Mapping[str, str] | None = None) -> dic
             continue
         if scope:
             values[name] = secret_reference(scope, key)
-        elif name == "SPOTIFY_SOURCE_DB_URL" and make_url(value).password is None:
+        elif name == "SPOTIFY_SOURCE_DB_URL" and not _may_hold_a_secret(value):
             values[name] = value
         else:
             raise ConfigError(

@@ -9,11 +9,9 @@ it copied in the table's watermark document. Rows whose watermark is NULL land i
 """
 
 import queue
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 
 import pyarrow.parquet as pq
 from dagster import (
@@ -32,7 +30,7 @@ from spotify_assets.catalog import Layer, SourceTable
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.config import IngestionCatalog
 from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, days
-from spotify_assets.lake import delta
+from spotify_assets.lake import delta, storage
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.source.resource import SourceDatabase
@@ -72,15 +70,14 @@ def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.
     )
 
 
-def stage(batches, schema, path: Path, stats: StatsAccumulator | None = None) -> int:
+def stage(batches, schema, path: str, stats: StatsAccumulator | None = None) -> int:
     """Stream Arrow batches into one Parquet file: memory holds a few chunks at a time.
 
     The source is read on a second thread while this one encodes Parquet (both release the GIL),
     so extraction runs near the database's own export speed instead of the sum of the two.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
-    with pq.ParquetWriter(path, schema) as writer:
+    with storage.open_for_writing(path) as sink, pq.ParquetWriter(sink, schema) as writer:
         for batch in prefetched(batches):
             writer.write_batch(batch)
             rows += batch.num_rows
@@ -134,8 +131,8 @@ def prefetched(items: Iterator, depth: int = 2) -> Iterator:
         producer.join()
 
 
-def read_staged(spark: SparkSession, path: Path) -> DataFrame:
-    return spark.read.parquet(str(path)).withColumn("_ingested_at", F.current_timestamp())
+def read_staged(spark: SparkSession, path: str) -> DataFrame:
+    return spark.read.parquet(path).withColumn("_ingested_at", F.current_timestamp())
 
 
 def build_bronze_asset(
@@ -183,12 +180,12 @@ def build_bronze_asset(
             return MaterializeResult(metadata={"source_rows_in_window": 0, "new_versions": 0})
         low, high = bounds
         session = spark.session(context.log)
-        staging = Path(lakehouse.root) / "_staging" / source.entity / context.run_id
+        staging = storage.join(lakehouse.root, "_staging", source.entity, context.run_id)
         try:
             stats = StatsAccumulator(source, first)
             schema, batches = source_db.read_window(source, low, high)
-            extracted = stage(batches, schema, staging / "window.parquet", stats)
-            frame = read_staged(session, staging / "window.parquet")
+            extracted = stage(batches, schema, storage.join(staging, "window.parquet"), stats)
+            frame = read_staged(session, storage.join(staging, "window.parquet"))
             bound = SourceDatabase.bound
             target = delta.Window(source.watermark, bound(source, low), bound(source, high))
             # One read of a table whose primary key is the configured key: no duplicate pairs.
@@ -202,12 +199,14 @@ def build_bronze_asset(
                 keys_unique=primary_key == [source.key],
             )
             null_schema, null_batches = source_db.read_null_watermarks(source)
-            null_rows = stage(null_batches, null_schema, staging / "null.parquet")
+            null_rows = stage(null_batches, null_schema, storage.join(staging, "null.parquet"))
             null_path = lakehouse.path(Layer.BRONZE, null_watermark_entity(source))
             if null_rows or delta.exists(session, null_path):
-                delta.overwrite(read_staged(session, staging / "null.parquet"), null_path)
+                delta.overwrite(
+                    read_staged(session, storage.join(staging, "null.parquet")), null_path
+                )
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            storage.delete_tree(staging)
         if change.added:
             context.log.info(f"{source.name}: new source column(s) {list(change.added)} added")
         if change.missing:

@@ -1,7 +1,6 @@
 """Checks on every bronze table: nothing missing, nothing duplicated, caught up with the source."""
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 from dagster import (
@@ -18,7 +17,7 @@ from spotify_assets.catalog import Layer, SourceTable
 from spotify_assets.defs.bronze import bronze_key, first_day, stage
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.windows import iso
-from spotify_assets.lake import delta
+from spotify_assets.lake import delta, storage
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.source.resource import SourceDatabase
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
@@ -48,16 +47,14 @@ def build_reconciliation_check(source: SourceTable, first: date) -> AssetChecksD
         end = date.fromisoformat(extracted[-1]) + timedelta(days=1)
         high = datetime.combine(end, datetime.min.time())
         run_id = context.op_execution_context.run_id
-        staging = lakehouse.root + f"/_staging/{source.entity}/check-{run_id}.parquet"
+        staging = storage.join(lakehouse.root, "_staging", source.entity, f"check-{run_id}.parquet")
         table = source_db.table(source)
         cols = [table.c[source.key], table.c[source.watermark]]
         stmt = select(*cols).where(*source_db.window_filter(table, source, None, high))
         full = source_db.arrow_schema(table)
         schema = pa.schema([full.field(source.key), full.field(source.watermark)])
         try:
-            stage(
-                source_db.stream(stmt, schema, f"reconciling {source.name}"), schema, Path(staging)
-            )
+            stage(source_db.stream(stmt, schema, f"reconciling {source.name}"), schema, staging)
             src = session.read.parquet(staging)
             if source.watermark_is_date:
                 day = F.col(source.watermark)
@@ -82,7 +79,7 @@ def build_reconciliation_check(source: SourceTable, first: date) -> AssetChecksD
                 rows = missing.orderBy(source.key).limit(SAMPLE_SIZE).collect()
                 sample = [iso(r[0]) for r in rows]
         finally:
-            Path(staging).unlink(missing_ok=True)
+            storage.delete(staging)
         return AssetCheckResult(
             passed=count == 0,
             severity=AssetCheckSeverity.ERROR,

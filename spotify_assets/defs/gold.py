@@ -1,7 +1,5 @@
 """Gold: the star schema users query (dim_user, dim_artist, dim_track, dim_date, fact_stream)."""
 
-from pathlib import Path
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -20,7 +18,7 @@ from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs import quality
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.silver import versions_entity
-from spotify_assets.lake import as_of, delta, scd2_merge
+from spotify_assets.lake import as_of, delta, scd2_merge, storage
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import expectations, gold
@@ -298,7 +296,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         stale = as_of.write_windows(
             session,
             path,
-            Path(lakehouse.path(Layer.GOLD, "_as_of")) / "fact_stream.json",
+            storage.join(lakehouse.path(Layer.GOLD, "_as_of"), "fact_stream.json"),
             window,
             streams,
             AS_OF_DIMENSIONS,

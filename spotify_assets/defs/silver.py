@@ -15,7 +15,6 @@ and schema changes; each table's schema history sits beside it (silver/_schemas/
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -35,7 +34,7 @@ from pyspark.sql import functions as F
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, TableName
 from spotify_assets.defs.bronze import source_window
-from spotify_assets.lake import as_of, change_log, delta
+from spotify_assets.lake import as_of, change_log, delta, storage
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.lineage import column_lineage
 from spotify_assets.resources import Lakehouse, SparkResource
@@ -64,7 +63,7 @@ class Conforming:
     table: TableName
     result: Conformed
     history: schema_history.SchemaHistory
-    history_path: Path
+    history_path: str
     rows_in: int
     ignored_values: int
 
@@ -288,7 +287,7 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
         stale = as_of.write_windows(
             session,
             path,
-            Path(lakehouse.path(Layer.SILVER, "_as_of")) / "streams_enriched.json",
+            storage.join(lakehouse.path(Layer.SILVER, "_as_of"), "streams_enriched.json"),
             window,
             frames[fact["view"]],
             enriched.DIMENSIONS,

@@ -16,9 +16,7 @@ Without credentials (the embedded default) the bronze asset logs why and materia
 and the rest of the branch is skipped: a run of it succeeds.
 """
 
-import json
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import NoReturn
 
 from dagster import (
@@ -43,8 +41,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from spotify_assets.catalog import Layer, table_path
-from spotify_assets.lake import delta
-from spotify_assets.lake.documents import write_json_atomically
+from spotify_assets.lake import delta, storage
+from spotify_assets.lake.documents import read_json, write_json_atomically
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource, SpotifyApi
 from spotify_assets.spotify import flatten
@@ -62,8 +60,8 @@ SPOTIFY_JOB = "spotify_job"
 ARTIST_SCD2 = gold.Scd2("spotify_artist_history", "artist_id", "seen_on", track=("artist_name", "genres"))  # fmt: skip  # noqa: E501
 
 
-def raw_path(lakehouse_root: str, day: date) -> Path:
-    return Path(table_path(lakehouse_root, Layer.BRONZE, RAW.path[-1])) / f"{day}.json"
+def raw_path(lakehouse_root: str, day: date) -> str:
+    return storage.join(table_path(lakehouse_root, Layer.BRONZE, RAW.path[-1]), f"{day}.json")
 
 
 RECENT_DAYS = 2  # a day this recent may still be fetched: the API answers with current releases
@@ -106,7 +104,7 @@ def plan_days(
     to_fetch, kept, skipped = [], [], []
     for day in days:
         too_old = day < recent and not config.fetch_older_days
-        if raw_path(lakehouse_root, day).exists() and (too_old or not config.refetch):
+        if storage.exists(raw_path(lakehouse_root, day)) and (too_old or not config.refetch):
             kept.append(day.isoformat())
         elif too_old:
             skipped.append(day.isoformat())
@@ -252,7 +250,7 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
     )
     def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
         days = run_days(context)
-        missing = [d.isoformat() for d in days if not raw_path(lakehouse.root, d).exists()]
+        missing = [d.isoformat() for d in days if not storage.exists(raw_path(lakehouse.root, d))]
         if len(missing) == len(days):
             context.log.warning("no raw Spotify answers for these days: nothing to conform")
             return
@@ -265,7 +263,7 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
         histories = {t: schema_history.load(p, t) for t, p in history_paths.items()}
         for day in days:
             source = raw_path(lakehouse.root, day)
-            document = json.loads(source.read_text())
+            document = read_json(source)
             tables = flatten.rows(document, day.isoformat())
             window = run_window([day])
             for table in SILVER_TABLES:

@@ -9,14 +9,13 @@ the source-change sensor can tell which windows changed since.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from spotify_assets.catalog import Layer, SourceTable, table_path
 from spotify_assets.ingestion.windows import WindowStats
+from spotify_assets.lake import storage
 from spotify_assets.lake.documents import write_json_atomically
 
 REPAIR_COMMAND = "spotify-lakehouse repair-watermarks --table {entity}"
@@ -48,16 +47,20 @@ class WatermarkDocument:
         return window["fingerprint"] if window else None
 
 
-def document_path(lakehouse_root: str, source: SourceTable) -> Path:
-    return Path(table_path(lakehouse_root, Layer.BRONZE, "_watermarks")) / f"{source.entity}.json"
+def document_path(lakehouse_root: str, source: SourceTable) -> str:
+    return storage.join(
+        table_path(lakehouse_root, Layer.BRONZE, "_watermarks"), f"{source.entity}.json"
+    )
 
 
-def load(path: Path, source: SourceTable) -> WatermarkDocument:
+def load(path: str, source: SourceTable) -> WatermarkDocument:
     """The table's document; a new one if there is none; a clear error if it is corrupt."""
-    if not path.is_file():
+    try:
+        text = storage.read_text(path)
+    except FileNotFoundError:
         return WatermarkDocument(source.name, source.entity, source.watermark)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(text)
         if not isinstance(raw, dict) or not isinstance(raw.get("windows", {}), dict):
             raise ValueError("expected a JSON object with a 'windows' object")
         doc = WatermarkDocument(**raw)
@@ -70,22 +73,22 @@ def load(path: Path, source: SourceTable) -> WatermarkDocument:
     return doc
 
 
-def save(path: Path, doc: WatermarkDocument) -> None:
+def save(path: str, doc: WatermarkDocument) -> None:
     """Write atomically: readers see the old document or the new one, never a partial one."""
     doc.updated_at = datetime.now(UTC).isoformat()
     write_json_atomically(path, asdict(doc))
 
 
-def repair(path: Path, source: SourceTable, bronze_high_watermark: str | None) -> Path | None:
+def repair(path: str, source: SourceTable, bronze_high_watermark: str | None) -> str | None:
     """Set a corrupt document aside and start a fresh one from what bronze holds.
 
     The fresh document has no window fingerprints, so the sensor finds every window with rows
     changed and requests their re-extraction, which is idempotent: nothing is duplicated.
     """
     kept = None
-    if path.exists():
-        kept = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S}")
-        os.replace(path, kept)
+    if storage.exists(path):
+        kept = f"{path}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        storage.move(path, kept)
     doc = WatermarkDocument(source.name, source.entity, source.watermark)
     doc.high_watermark = bronze_high_watermark
     save(path, doc)

@@ -10,11 +10,9 @@ now (Delta time travel) and rebuilds exactly the windows that reference a change
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from pyspark.errors import AnalysisException
@@ -24,7 +22,7 @@ from pyspark.sql import functions as F
 from spotify_assets.ingestion.windows import days, ranges
 from spotify_assets.lake import change_log, delta
 from spotify_assets.lake.delta import Window
-from spotify_assets.lake.documents import write_json_atomically
+from spotify_assets.lake.documents import read_json, write_json_atomically
 
 
 @dataclass
@@ -38,16 +36,16 @@ class AsOfState:
             self.windows[day.isoformat()] = dict(versions)
 
 
-def load(path: Path) -> AsOfState | None:
+def load(path: str) -> AsOfState | None:
     """None when there is no usable record: every window of the table must be rebuilt."""
     try:
-        raw = json.loads(path.read_text())
+        raw = read_json(path)
         return AsOfState(windows={str(k): dict(v) for k, v in raw["windows"].items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def save(path: Path, state: AsOfState) -> None:
+def save(path: str, state: AsOfState) -> None:
     write_json_atomically(path, {"windows": state.windows})
 
 
@@ -137,7 +135,7 @@ def _semi(rows: DataFrame, column: str, keys: DataFrame, key: str) -> DataFrame:
 def write_windows(
     spark: SparkSession,
     path: str,
-    state_path: Path,
+    state_path: str,
     run: Window,
     fact: DataFrame,
     dimensions: list[dict[str, Any]],

@@ -1,24 +1,19 @@
-"""Small JSON documents kept beside the Delta tables (watermarks, schema histories)."""
+"""Small JSON documents kept beside the Delta tables (watermarks, schema histories, as-of
+records, raw API answers), wherever the lake is (lake/storage.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from spotify_assets.lake import storage
 
-def write_json_atomically(path: Path, content: Any) -> None:
+
+def write_json_atomically(location: str, content: Any) -> None:
     """Readers see the old document or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(content, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    storage.write_text_atomically(str(location), json.dumps(content, indent=2))
+
+
+def read_json(location: str) -> Any:
+    """The document; FileNotFoundError when there is none, ValueError when it is not JSON."""
+    return json.loads(storage.read_text(str(location)))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from spotify_assets.lake import storage
 from spotify_assets.settings import Settings
 from spotify_assets.spark import delta_jars
 
@@ -53,6 +54,7 @@ class SparkOptions:
     jars_dir: Path
     warehouse_dir: Path
     remote: str = ""  # sc://host:port: sessions come from that Spark Connect server
+    lakehouse_root: str = ""  # abfss://...: the local session gets the storage credentials
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SparkOptions:
@@ -63,6 +65,7 @@ class SparkOptions:
             jars_dir=settings.delta_jars_dir,
             warehouse_dir=settings.data_dir / "spark-warehouse",
             remote=settings.spark_connect_url,
+            lakehouse_root=settings.lakehouse_root,
         )
 
 
@@ -92,6 +95,8 @@ def delta_conf(options: SparkOptions) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.databricks.delta.retentionDurationCheck.enabled": "true",
+        # Redact storage credentials as well as Spark's defaults wherever Spark shows its conf.
+        "spark.redaction.regex": r"(?i)secret|password|token|access[.]?key|fs\.azure\.",
         **SESSION_CONF,
     }
 
@@ -99,6 +104,17 @@ def delta_conf(options: SparkOptions) -> dict[str, str]:
 def on_databricks() -> bool:
     """Inside a Databricks cluster (a job the databricks engine submitted, or a bundle job)."""
     return bool(os.environ.get("DATABRICKS_RUNTIME_VERSION"))
+
+
+def storage_conf(lakehouse_root: str) -> dict[str, str]:
+    """Hadoop ABFS options for a lake on ADLS Gen2, with this process's Azure credentials (read
+    from the environment when the session starts: never in the resource's config, nor on a
+    command line). Spark passes session options that name a file system to the Hadoop
+    configuration of its reads and writes. ABFS itself comes from the hadoop-azure jar, which
+    Databricks has."""
+    if not storage.is_azure(lakehouse_root):
+        return {}
+    return storage.AzureCredentials.from_env().spark_conf(storage.account_of(lakehouse_root))
 
 
 def build_session(options: SparkOptions) -> SparkSession:
@@ -119,6 +135,10 @@ def build_session(options: SparkOptions) -> SparkSession:
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    # Set on the running session: options given to the builder become spark-submit arguments,
+    # which any local user can read in the process list.
+    for key, value in storage_conf(options.lakehouse_root).items():
+        session.conf.set(key, value)
     return session
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from spotify_assets.catalog import Layer, table_path, validate_identifier
+from spotify_assets.lake import storage
 from spotify_assets.lake.documents import write_json_atomically
 from spotify_assets.transforms.contracts import Contract
 
@@ -76,16 +76,18 @@ class SchemaHistory:
                 extra[1] = types[str(extra[0])]
 
 
-def history_path(lakehouse_root: str, entity: str) -> Path:
+def history_path(lakehouse_root: str, entity: str) -> str:
     validate_identifier(entity, "table name")
-    return Path(table_path(lakehouse_root, Layer.SILVER, "_schemas")) / f"{entity}.json"
+    return storage.join(table_path(lakehouse_root, Layer.SILVER, "_schemas"), f"{entity}.json")
 
 
-def load(path: Path, entity: str) -> SchemaHistory:
-    if not path.exists():
+def load(path: str, entity: str) -> SchemaHistory:
+    try:
+        text = storage.read_text(path)
+    except FileNotFoundError:
         return SchemaHistory(entity)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(text)
         if not isinstance(raw, dict):
             raise ValueError("expected a JSON object")
         history = SchemaHistory(**raw)
@@ -98,7 +100,7 @@ def load(path: Path, entity: str) -> SchemaHistory:
     return history
 
 
-def save(path: Path, history: SchemaHistory) -> None:
+def save(path: str, history: SchemaHistory) -> None:
     write_json_atomically(path, asdict(history))
 
 
