@@ -6,14 +6,12 @@ Its Blob API is what adlfs speaks, to Azurite and to ADLS Gen2 alike; Azurite ha
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from spotify_assets.spark.connect_server import free_port
+from spotify_assets.spark.connect_server import ServerFailed, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / ".ci" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -22,7 +20,7 @@ ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-class AzuriteUnavailable(RuntimeError):
+class AzuriteUnavailable(ServerFailed):
     pass
 
 
@@ -38,24 +36,10 @@ def azurite() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AzuriteUnavailable(f"Azurite exited with {process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AzuriteUnavailable(f"Azurite did not listen on {port}") from None
-                time.sleep(0.2)
+        wait_for_port(process, "127.0.0.1", port, 30, "Azurite", AzuriteUnavailable)
         yield (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
             f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
         )
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=10)

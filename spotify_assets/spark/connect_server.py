@@ -23,7 +23,11 @@ from spotify_assets.spark.session import SparkOptions, check_java, delta_conf
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 
-class ConnectServerFailed(RuntimeError):
+class ServerFailed(RuntimeError):
+    """A server this project starts (Spark Connect here; Azurite in the tests) did not come up."""
+
+
+class ConnectServerFailed(ServerFailed):
     pass
 
 
@@ -56,17 +60,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(process: subprocess.Popen, host: str, port: int, timeout: float) -> None:
+def wait_for_port(
+    process: subprocess.Popen,
+    host: str,
+    port: int,
+    timeout: float,
+    name: str = "the Spark Connect server",
+    error: type[ServerFailed] = ConnectServerFailed,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ConnectServerFailed(f"the Spark Connect server exited with {process.returncode}")
+            raise error(f"{name} exited with {process.returncode}")
         try:
             with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
-            time.sleep(0.5)
-    raise ConnectServerFailed(f"the Spark Connect server did not listen on {port} in {timeout} s")
+            time.sleep(0.2)
+    raise error(f"{name} did not listen on {port} in {timeout} s")
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Terminate a server, and kill it if it does not stop in `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
@@ -82,9 +103,4 @@ def start(options: SparkOptions, log: Path, timeout: float = 120) -> Iterator[st
         wait_for_port(process, "127.0.0.1", port, timeout)
         yield f"sc://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
