@@ -67,13 +67,15 @@ odbc:
 	  else echo "error: Azure SQL's driver needs libltdl: sudo apt-get install libltdl7"; exit 1; fi; \
 	fi
 
-# Azurite (the Azure Storage emulator) for the storage layer's tests, pinned by its npm lock.
-AZURITE := .ci/azurite/node_modules/.bin/azurite-blob
-azurite: $(AZURITE)
-$(AZURITE): .ci/azurite/package-lock.json
-	@command -v npm >/dev/null || { echo "error: the tests need Node.js and npm for Azurite: sudo apt-get install nodejs npm"; exit 1; }
-	npm ci --prefix .ci/azurite --no-audit --no-fund --loglevel=error
-	@touch $@
+# Azurite (the Azure Storage emulator) for the storage layer's tests, pinned by its npm lock;
+# installed again only when the lock's content changed (a restored CI cache is kept).
+AZURITE_DIR := .ci/azurite
+azurite:
+	@if ! cmp -s $(AZURITE_DIR)/package-lock.json $(AZURITE_DIR)/node_modules/.installed-lock; then \
+	  command -v npm >/dev/null || { echo "error: the tests need Node.js and npm for Azurite: sudo apt-get install nodejs npm"; exit 1; }; \
+	  npm ci --prefix $(AZURITE_DIR) --no-audit --no-fund --loglevel=error && \
+	  cp $(AZURITE_DIR)/package-lock.json $(AZURITE_DIR)/node_modules/.installed-lock; \
+	fi
 
 test: setup postgres odbc azurite
 	$(BIN)/pytest $(PYTEST_ARGS)
