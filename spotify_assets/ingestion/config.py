@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from sqlalchemy import Date, DateTime, Engine, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from spotify_assets.catalog import SOURCE_TABLES, SourceTable, entity_name, validate_identifier
+from spotify_assets.lake.documents import write_json_atomically
 from spotify_assets.source.resource import masked
 from spotify_assets.source.schema import build_metadata
 
@@ -121,12 +120,8 @@ def _from_json(raw: dict[str, Any]) -> SourceTable:
 
 
 def write_cache(path: Path, tables: tuple[SourceTable, ...]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"saved_at": datetime.now(UTC).isoformat(), "tables": [_to_json(t) for t in tables]}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh, indent=2)
-    os.replace(tmp, path)
+    write_json_atomically(str(path), doc)
 
 
 def read_cache(path: Path) -> tuple[tuple[SourceTable, ...], str]:
