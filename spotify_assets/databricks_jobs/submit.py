@@ -17,7 +17,6 @@ from dagster import (
     AssetMaterialization,
     AssetsDefinition,
     ConfigurableResource,
-    Failure,
     MaterializeResult,
     MetadataValue,
     multi_asset,
@@ -81,16 +80,10 @@ class DatabricksJobs(ConfigurableResource):
             submit_args={"run_name": f"dagster {extras['step']}"},
         )
         run_id = int(str(invocation.metadata[RUN_ID].value))
+        # `run` returns only after the run succeeded (it raises on any other end) or after it
+        # cancelled the run for an interruption.
         if client.interrupted:  # the Databricks run is cancelled: the Dagster run stops too
             raise DagsterExecutionInterruptedError(f"Databricks run {run_id} cancelled")
-        state = workspace.jobs.get_run(run_id).state
-        if state is None or state.result_state != jobs.RunResultState.SUCCESS:
-            ended = state.result_state.value if state and state.result_state else "unknown"
-            message = state.state_message if state else ""
-            raise Failure(
-                description=f"Databricks run {run_id} ended {ended}: {message}",
-                metadata={"databricks_run_id": run_id},
-            )
         links = {
             "databricks_run_id": run_id,
             **(
