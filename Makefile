@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres odbc azurite jars dagster-home demo dev test bench check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc azurite chromium jars dagster-home demo dev test bench check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
@@ -77,7 +77,15 @@ azurite:
 	  cp $(AZURITE_DIR)/package-lock.json $(AZURITE_DIR)/node_modules/.installed-lock; \
 	fi
 
-test: setup postgres odbc azurite
+# The UI test drives Debian's headless Chromium through playwright (it never downloads a browser).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "error: the UI test needs Chromium: sudo apt-get install chromium"; exit 1; fi; \
+	fi
+
+test: setup postgres odbc azurite chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print figures and write benchmarks/results/*.json; BENCH_SCALE=1000 is 1M streams.
