@@ -54,8 +54,8 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=checks,
         jobs=[job, spotify_job],
         schedules=[
-            build_daily_schedule(job, settings.daily_schedule_hour),
-            build_spotify_schedule(spotify_job, settings.daily_schedule_hour),
+            build_daily_schedule(job, settings.daily_schedule_hour, settings.automation),
+            build_spotify_schedule(spotify_job, settings.daily_schedule_hour, settings.automation),
         ],
         sensors=[
             build_source_change_sensor(
@@ -63,6 +63,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 LAKEHOUSE_JOB,
                 settings.start_date,
                 settings.source_sensor_interval_seconds,
+                settings.automation,
             )
         ],
         resources=resources,

@@ -51,6 +51,7 @@ class Settings:
     maven_repository_url: str
     source_sensor_interval_seconds: int
     daily_schedule_hour: int
+    automation: bool  # the schedules and automation sensors start RUNNING
     spotify_capability: str
     spotify_api_url: str
     spotify_token_url: str
@@ -129,6 +130,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "how often the source-change sensor compares the source with bronze",
     ),
     "DAILY_SCHEDULE_HOUR": ("1", "UTC hour at which the daily schedule runs the day that ended"),
+    "LAKEHOUSE_AUTOMATION": (
+        "on",
+        "on: the daily schedules, the source-change sensor and declarative automation start "
+        "running with the daemon; off: they start stopped (turn them on in the UI)",
+    ),
     "SPOTIFY_CLIENT_ID": ("", "Spotify app's client id; unset: the Spotify assets are skipped"),
     "SPOTIFY_CLIENT_SECRET": ("", "Spotify app's client secret (read as a Dagster EnvVar)"),
     "SPOTIFY_CAPABILITY": (
@@ -192,6 +198,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         maven_repository_url=_get(env, "MAVEN_REPOSITORY_URL").rstrip("/"),
         source_sensor_interval_seconds=interval,
         daily_schedule_hour=hour,
+        automation=_choice(env, "LAKEHOUSE_AUTOMATION", ("on", "off")) == "on",
         spotify_capability=_choice(env, "SPOTIFY_CAPABILITY", ("auto", "extended", "development")),
         spotify_api_url=_get(env, "SPOTIFY_API_URL").rstrip("/"),
         spotify_token_url=_get(env, "SPOTIFY_TOKEN_URL"),

@@ -29,12 +29,16 @@ def build_lakehouse_job() -> UnresolvedAssetJobDefinition:
 
 
 def build_daily_schedule(
-    job: UnresolvedAssetJobDefinition, hour: int = 1
+    job: UnresolvedAssetJobDefinition, hour: int = 1, running: bool = True
 ) -> ScheduleDefinition | UnresolvedPartitionedAssetScheduleDefinition:
     """Each day at `hour` UTC, the lakehouse for the latest complete day."""
     return build_schedule_from_partitioned_job(
         job,
         name="daily_lakehouse_schedule",
         hour_of_day=hour,
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=schedule_status(running),
     )
+
+
+def schedule_status(running: bool) -> DefaultScheduleStatus:
+    return DefaultScheduleStatus.RUNNING if running else DefaultScheduleStatus.STOPPED

@@ -83,13 +83,17 @@ def plan_requests(
 
 
 def build_source_change_sensor(
-    tables: tuple[SourceTable, ...], job_name: str, partitions_start: date, interval: int
+    tables: tuple[SourceTable, ...],
+    job_name: str,
+    partitions_start: date,
+    interval: int,
+    running: bool = True,
 ) -> SensorDefinition:
     @sensor(
         name="source_change_sensor",
         job_name=job_name,
         minimum_interval_seconds=interval,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.RUNNING if running else DefaultSensorStatus.STOPPED,
         description=(
             "Compares every source window with what bronze extracted and requests runs for "
             "exactly the windows that changed (new, late or moved rows)."

@@ -26,7 +26,6 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     Config,
-    DefaultScheduleStatus,
     Failure,
     MaterializeResult,
     PartitionsDefinition,
@@ -41,6 +40,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from spotify_assets.catalog import Layer, table_path
+from spotify_assets.defs.jobs import schedule_status
 from spotify_assets.lake import delta, storage
 from spotify_assets.lake.documents import read_json, write_json_atomically
 from spotify_assets.lake.metadata import table_metadata
@@ -447,11 +447,11 @@ def build_spotify_job():
     )
 
 
-def build_spotify_schedule(job, hour: int):
+def build_spotify_schedule(job, hour: int, running: bool = True):
     """Each day, the day that ended (new releases are fetched as they are that morning)."""
     return build_schedule_from_partitioned_job(
         job,
         name="daily_spotify_schedule",
         hour_of_day=hour,
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=schedule_status(running),
     )
