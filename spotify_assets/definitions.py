@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from spotify_assets.defs.alerts import build_alert_sensors
 from spotify_assets.defs.bronze import build_bronze_assets
 from spotify_assets.defs.bronze_checks import build_bronze_checks
 from spotify_assets.defs.checks import build_gold_key_checks
 from spotify_assets.defs.gold import build_gold_assets
 from spotify_assets.defs.jobs import LAKEHOUSE_JOB, build_daily_schedule, build_lakehouse_job
 from spotify_assets.defs.partitions import daily_partitions
+from spotify_assets.defs.policies import build_automation_sensor, with_automation
 from spotify_assets.defs.sensors import build_source_change_sensor
 from spotify_assets.defs.silver import build_silver_assets
 from spotify_assets.defs.spotify import (
@@ -35,12 +37,14 @@ def build_definitions(settings: Settings) -> Definitions:
     catalog = ingestion_catalog(settings)
     job = build_lakehouse_job()
     spotify_job = build_spotify_job()
-    assets = [
-        *build_bronze_assets(partitions, catalog),
-        *build_silver_assets(partitions),
-        *build_gold_assets(partitions),
-        *build_spotify_assets(partitions),
-    ]
+    assets = with_automation(
+        [
+            *build_bronze_assets(partitions, catalog),
+            *build_silver_assets(partitions),
+            *build_gold_assets(partitions),
+            *build_spotify_assets(partitions),
+        ]
+    )
     checks = [
         *build_bronze_checks(catalog.tables, settings.start_date),
         *build_gold_key_checks(),
@@ -64,7 +68,9 @@ def build_definitions(settings: Settings) -> Definitions:
                 settings.start_date,
                 settings.source_sensor_interval_seconds,
                 settings.automation,
-            )
+            ),
+            build_automation_sensor(settings.automation),
+            *build_alert_sensors(settings.alerts),
         ],
         resources=resources,
         # One process and one Spark session per run: the multiprocess executor would start a JVM

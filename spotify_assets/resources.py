@@ -9,6 +9,7 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pyspark.sql import SparkSession
 
+from spotify_assets.alerts.channels import AlertChannels
 from spotify_assets.catalog import DEFAULT_CATALOG, Layer, TableName, table_name, table_path
 from spotify_assets.settings import Settings
 from spotify_assets.source.resource import SourceDatabase
@@ -122,6 +123,24 @@ def databricks_for(settings: Settings) -> Any:
     )
 
 
+def alerts_for(settings: Settings) -> AlertChannels:
+    a = settings.alerts
+    return AlertChannels(
+        webhook_url=_env_var_if_set("ALERT_WEBHOOK_URL"),
+        webhook_format=a.webhook_format,
+        smtp_host=a.smtp_host,
+        smtp_port=a.smtp_port,
+        smtp_security=a.smtp_security,
+        smtp_username=a.smtp_username,
+        smtp_password=_env_var_if_set("ALERT_SMTP_PASSWORD"),
+        email_from=a.email_from,
+        email_to=list(a.email_to),
+        ui_url=a.ui_url,
+        attempts=a.attempts,
+        retry_seconds=a.retry_seconds,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     spark = SparkOptions.from_settings(settings)
     # The source URL may hold a password: pass it as an EnvVar so Dagster never shows its value.
@@ -138,6 +157,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             lakehouse_root=settings.lakehouse_root,
         ),
         "lakehouse": lakehouse_for(settings),
+        "alerts": alerts_for(settings),
         "spotify": SpotifyApi(
             client_id=_env_var_if_set("SPOTIFY_CLIENT_ID"),
             client_secret=_env_var_if_set("SPOTIFY_CLIENT_SECRET"),

@@ -8,6 +8,7 @@ the working directory (the repository root for `make`, `dagster dev` and `dg`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +38,30 @@ class DatabricksSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where alerts go and which runs and checks send one. The webhook URL and the SMTP password
+    are secrets: the alert resource reads them as EnvVars, they are not kept here."""
+
+    webhook: bool  # ALERT_WEBHOOK_URL is set
+    webhook_format: str  # logic_app | slack | teams
+    smtp_host: str
+    smtp_port: int
+    smtp_security: str  # starttls | ssl
+    smtp_username: str
+    email_from: str
+    email_to: tuple[str, ...]
+    on_success: bool
+    check_severity: str  # error | warn: the lowest severity of a failed check that alerts
+    ui_url: str  # the Dagster UI as the alert's reader reaches it, for the run's link
+    attempts: int
+    retry_seconds: float
+
+    @property
+    def email(self) -> bool:
+        return bool(self.smtp_host and self.email_to)
+
+
+@dataclass(frozen=True)
 class Settings:
     source_db_url: str
     lakehouse_root: str
@@ -59,6 +84,7 @@ class Settings:
     lakehouse_catalog: str
     lakehouse_schema_prefix: str
     databricks: DatabricksSettings
+    alerts: AlertSettings
 
     @property
     def data_dir(self) -> Path:
@@ -135,6 +161,34 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "on: the daily schedules, the source-change sensor and declarative automation start "
         "running with the daemon; off: they start stopped (turn them on in the UI)",
     ),
+    "DAGSTER_UI_URL": (
+        "http://127.0.0.1:3000",
+        "the Dagster UI as people reach it: alerts link to the run there",
+    ),
+    "ALERT_WEBHOOK_URL": (
+        "",
+        "HTTP webhook for alerts: an Azure Logic App HTTP trigger, a Teams workflow or a Slack "
+        "incoming webhook (a secret: read as a Dagster EnvVar, never logged)",
+    ),
+    "ALERT_WEBHOOK_FORMAT": (
+        "logic_app",
+        "the webhook's JSON body: logic_app (every field, for a Logic App's schema), slack "
+        "(text) or teams (an Adaptive Card message)",
+    ),
+    "ALERT_SMTP_HOST": ("", "SMTP server for e-mail alerts, e.g. smtp.office365.com"),
+    "ALERT_SMTP_PORT": ("587", "SMTP port (587 with STARTTLS, 465 with ssl)"),
+    "ALERT_SMTP_SECURITY": ("starttls", "starttls or ssl: mail is never sent unencrypted"),
+    "ALERT_SMTP_USERNAME": ("", "SMTP login; unset: no login"),
+    "ALERT_SMTP_PASSWORD": ("", "SMTP password (a secret: read as a Dagster EnvVar)"),
+    "ALERT_EMAIL_FROM": ("", "sender address; unset: ALERT_SMTP_USERNAME"),
+    "ALERT_EMAIL_TO": ("", "recipients, comma-separated; unset: no e-mail alerts"),
+    "ALERT_ON_SUCCESS": ("off", "on: an alert for every successful run as well"),
+    "ALERT_CHECK_SEVERITY": (
+        "error",
+        "error or warn: the lowest severity of a failed asset check that sends an alert",
+    ),
+    "ALERT_ATTEMPTS": ("4", "delivery attempts per channel before the alert is logged as lost"),
+    "ALERT_RETRY_SECONDS": ("2", "wait before the first retry, doubled after each attempt"),
     "SPOTIFY_CLIENT_ID": ("", "Spotify app's client id; unset: the Spotify assets are skipped"),
     "SPOTIFY_CLIENT_SECRET": ("", "Spotify app's client secret (read as a Dagster EnvVar)"),
     "SPOTIFY_CAPABILITY": (
@@ -206,7 +260,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lakehouse_catalog=_identifier(env, "LAKEHOUSE_CATALOG"),
         lakehouse_schema_prefix=_identifier(env, "LAKEHOUSE_SCHEMA_PREFIX", empty_ok=True),
         databricks=databricks,
+        alerts=_alerts(env),
     )
+
+
+def _alerts(env: Mapping[str, str]) -> AlertSettings:
+    recipients = tuple(a.strip() for a in _get(env, "ALERT_EMAIL_TO").split(",") if a.strip())
+    for address in recipients:
+        if not re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+", address):
+            raise ConfigError(f"ALERT_EMAIL_TO: {address!r} is not an e-mail address")
+    username = _get(env, "ALERT_SMTP_USERNAME")
+    settings = AlertSettings(
+        webhook=bool(_get(env, "ALERT_WEBHOOK_URL")),
+        webhook_format=_choice(env, "ALERT_WEBHOOK_FORMAT", ("logic_app", "slack", "teams")),
+        smtp_host=_get(env, "ALERT_SMTP_HOST"),
+        smtp_port=_whole_number(env, "ALERT_SMTP_PORT", 1, 65_535),
+        smtp_security=_choice(env, "ALERT_SMTP_SECURITY", ("starttls", "ssl")),
+        smtp_username=username,
+        email_from=_get(env, "ALERT_EMAIL_FROM") or username,
+        email_to=recipients,
+        on_success=_choice(env, "ALERT_ON_SUCCESS", ("on", "off")) == "on",
+        check_severity=_choice(env, "ALERT_CHECK_SEVERITY", ("error", "warn")),
+        ui_url=_get(env, "DAGSTER_UI_URL").rstrip("/"),
+        attempts=_whole_number(env, "ALERT_ATTEMPTS", 1, 20),
+        retry_seconds=_seconds(env, "ALERT_RETRY_SECONDS"),
+    )
+    webhook_url = _get(env, "ALERT_WEBHOOK_URL")
+    if webhook_url and not webhook_url.startswith(("https://", "http://")):
+        raise ConfigError("ALERT_WEBHOOK_URL must be an http(s) URL (its value is not shown)")
+    if settings.email and not settings.email_from:
+        raise ConfigError(
+            "ALERT_EMAIL_TO needs a sender: set ALERT_EMAIL_FROM or ALERT_SMTP_USERNAME"
+        )
+    if recipients and not settings.smtp_host:
+        raise ConfigError("ALERT_EMAIL_TO needs ALERT_SMTP_HOST, the SMTP server to send through")
+    return settings
 
 
 def _databricks(env: Mapping[str, str], engine: str) -> DatabricksSettings:

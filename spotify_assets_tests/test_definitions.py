@@ -61,7 +61,18 @@ def test_definitions_load_with_every_asset_check_job_and_schedule(tmp_path):
         "daily_lakehouse_schedule",
         "daily_spotify_schedule",
     ]
-    assert [s.name for s in repo.sensor_defs] == ["source_change_sensor"]
+    running = {s.name: s.default_status.value for s in repo.sensor_defs}
+    assert running == {
+        "source_change_sensor": "RUNNING",
+        "lakehouse_automation": "RUNNING",  # declarative automation of silver and gold
+        "run_failure_alerts": "RUNNING",
+        "run_success_alerts": "STOPPED",  # ALERT_ON_SUCCESS=on starts it
+        "check_failure_alerts": "RUNNING",
+    }
+    assert {s.name: s.default_status.value for s in repo.schedule_defs} == {
+        "daily_lakehouse_schedule": "RUNNING",
+        "daily_spotify_schedule": "RUNNING",
+    }
     assert repo.get_job("lakehouse_job").executor_def is in_process_executor
 
 
@@ -188,3 +199,31 @@ def test_the_databricks_engine_keeps_the_graph_and_submits_every_step(tmp_path, 
     ]
     env = task["new_cluster"]["spark_env_vars"]
     assert env["SPARK_ENGINE"] == "local" and env["LAKEHOUSE_CATALOG"] == "spark_catalog"
+
+
+def test_automation_and_alerts_start_as_configured(tmp_path, monkeypatch):
+    """LAKEHOUSE_AUTOMATION=off stops what would launch runs by itself; alerts stay on, and
+    their secrets are EnvVars that the UI never shows."""
+    from dagster import EnvVar
+
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://hooks.example.com/services/T0/B0/not-shown")
+    monkeypatch.setenv("ALERT_SMTP_PASSWORD", "smtp-password-not-shown")
+    settings = make_settings(tmp_path, LAKEHOUSE_AUTOMATION="off", ALERT_ON_SUCCESS="on")
+    defs = build_definitions(settings)
+    repo = defs.get_repository_def()
+    assert {s.name: s.default_status.value for s in repo.schedule_defs} == {
+        "daily_lakehouse_schedule": "STOPPED",
+        "daily_spotify_schedule": "STOPPED",
+    }
+    assert {s.name: s.default_status.value for s in repo.sensor_defs} == {
+        "source_change_sensor": "STOPPED",
+        "lakehouse_automation": "STOPPED",
+        "run_failure_alerts": "RUNNING",
+        "run_success_alerts": "RUNNING",
+        "check_failure_alerts": "RUNNING",
+    }
+    alerts = defs.resources["alerts"]
+    assert isinstance(alerts.webhook_url, EnvVar)
+    assert alerts.webhook_url.env_var_name == "ALERT_WEBHOOK_URL"
+    assert isinstance(alerts.smtp_password, EnvVar)
+    assert "not-shown" not in repr(alerts)

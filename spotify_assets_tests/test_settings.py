@@ -121,3 +121,39 @@ def test_the_databricks_engine_needs_its_workspace_and_never_writes_a_secret_int
     assert env["SPOTIFY_SOURCE_DB_URL"] == "{{secrets/s/source-db-url}}"
     assert env["SPOTIFY_CLIENT_SECRET"] == "{{secrets/s/spotify-client-secret}}"
     assert "s3cret-pw" not in str(env) and "SPOTIFY_CLIENT_ID" not in env
+
+
+def test_alert_settings_are_checked_and_name_the_variable():
+    with pytest.raises(ConfigError, match=r"^ALERT_EMAIL_TO: 'oncall' is not an e-mail address$"):
+        load_settings({"ALERT_SMTP_HOST": "smtp.example.com", "ALERT_EMAIL_TO": "oncall"})
+    with pytest.raises(ConfigError, match=r"^ALERT_EMAIL_TO needs ALERT_SMTP_HOST, the SMTP"):
+        load_settings({"ALERT_EMAIL_TO": "oncall@example.com"})
+    with pytest.raises(ConfigError, match=r"^ALERT_EMAIL_TO needs a sender: set ALERT_EMAIL_FROM"):
+        load_settings({"ALERT_SMTP_HOST": "smtp.example.com", "ALERT_EMAIL_TO": "a@example.com"})
+    with pytest.raises(
+        ConfigError,
+        match=r"^ALERT_WEBHOOK_URL must be an http\(s\) URL \(its value is not shown\)$",
+    ):
+        load_settings({"ALERT_WEBHOOK_URL": "hooks.example.com/secret-path"})
+    with pytest.raises(
+        ConfigError, match=r"^ALERT_SMTP_SECURITY='none' must be one of starttls, ssl$"
+    ):
+        load_settings({"ALERT_SMTP_SECURITY": "none"})
+    with pytest.raises(
+        ConfigError, match=r"^ALERT_CHECK_SEVERITY='info' must be one of error, warn$"
+    ):
+        load_settings({"ALERT_CHECK_SEVERITY": "info"})
+    alerts = load_settings(
+        {
+            "ALERT_SMTP_HOST": "smtp.office365.com",
+            "ALERT_SMTP_USERNAME": "lakehouse@contoso.com",
+            "ALERT_EMAIL_TO": " oncall@contoso.com, data@contoso.com ",
+        }
+    ).alerts
+    assert alerts.email and alerts.email_from == "lakehouse@contoso.com"
+    assert alerts.email_to == ("oncall@contoso.com", "data@contoso.com")
+    assert (alerts.smtp_port, alerts.smtp_security, alerts.check_severity) == (
+        587,
+        "starttls",
+        "error",
+    )

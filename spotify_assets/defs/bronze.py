@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import Layer, SourceTable
+from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.config import IngestionCatalog
 from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, days
@@ -161,7 +162,9 @@ def build_bronze_asset(
             "first_window": first.isoformat(),
             "ingestion_metadata_origin": catalog.origin,
         },
+        pool=pool_for(bronze_key(source)),
     )
+    @retry_transient
     def _bronze(
         context: AssetExecutionContext,
         source_db: SourceDatabase,

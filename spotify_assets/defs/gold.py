@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs import quality
 from spotify_assets.defs.bronze import source_window
+from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.defs.silver import versions_entity
 from spotify_assets.lake import as_of, delta, scd2_merge, storage
 from spotify_assets.lake.metadata import table_metadata
@@ -114,7 +115,9 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             f"unknown member ({surrogate} = -1). Runs recompute only the keys whose change "
             "events changed; `full_refresh: true` rebuilds the whole history."
         ),
+        pool=pool_for(key),
     )
+    @retry_transient
     def _gold_dim(
         context: AssetExecutionContext,
         config: HistoryConfig,
@@ -203,7 +206,9 @@ DIM_DATE = AssetKey([Layer.GOLD.value, "dim_date"])
         "The calendar: the original's columns plus quarter and is_weekend, covering every date "
         "a stream falls on (dates the source's calendar lacks are generated)."
     ),
+    pool=pool_for(DIM_DATE),
 )
+@retry_transient
 def gold_dim_date(
     context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
 ) -> MaterializeResult:
@@ -265,7 +270,9 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
             "One row per stream with the surrogate keys of the user, track and artist versions "
             "valid at its stream_timestamp."
         ),
+        pool=pool_for(FACT),
     )
+    @retry_transient
     def _fact_stream(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:

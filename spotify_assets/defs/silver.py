@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, TableName
 from spotify_assets.defs.bronze import source_window
+from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.lake import as_of, change_log, delta, storage
 from spotify_assets.lake.metadata import table_metadata
 from spotify_assets.lineage import column_lineage
@@ -162,7 +163,9 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
                 ),
             ),
         ],
+        pool=pool_for(current_key),
     )
+    @retry_transient
     def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
         session = spark.session(context.log)
         conforming = conform_bronze(session, lakehouse, entity)
@@ -201,7 +204,9 @@ def build_silver_dim_date() -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),  # see silver_<entity>
         kinds={"spark", "delta"},
         description="The calendar, one row per date_key, conformed to its contract.",
+        pool=pool_for(silver_key("dim_date")),
     )
+    @retry_transient
     def _silver_dim_date(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
@@ -231,7 +236,9 @@ def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
             "Streams conformed to their contract, one row per stream_id (its latest version); "
             "each day replaced atomically."
         ),
+        pool=pool_for(silver_key("fact_stream")),
     )
+    @retry_transient
     def _silver_streams(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
@@ -271,7 +278,9 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
             "SQL rendered from jinja_templates/enriched_streams.sql.j2."
         ),
         metadata={"dagster/column_lineage": lineage},
+        pool=pool_for(silver_key("streams_enriched")),
     )
+    @retry_transient
     def _streams_enriched(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:

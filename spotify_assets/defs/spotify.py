@@ -41,6 +41,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from spotify_assets.catalog import Layer, table_path
 from spotify_assets.defs.jobs import schedule_status
+from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.lake import delta, storage
 from spotify_assets.lake.documents import read_json, write_json_atomically
 from spotify_assets.lake.metadata import table_metadata
@@ -152,7 +153,9 @@ def build_raw_asset(partitions: PartitionsDefinition) -> AssetsDefinition:
             "The day's raw Spotify Web API answers (new releases, their albums, tracks and "
             "artists), unmodified, one JSON document per day."
         ),
+        pool=pool_for(RAW),
     )
+    @retry_transient
     def _raw(
         context: AssetExecutionContext,
         config: FetchConfig,
@@ -247,7 +250,9 @@ def build_silver_assets(partitions: PartitionsDefinition) -> AssetsDefinition:
         specs=specs,
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
+        pool=pool_for("silver/spotify"),
     )
+    @retry_transient
     def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
         days = run_days(context)
         missing = [d.isoformat() for d in days if not storage.exists(raw_path(lakehouse.root, d))]
@@ -309,7 +314,9 @@ def build_new_release_tracks(partitions: PartitionsDefinition) -> AssetsDefiniti
             "Each new-release track seen on a day: album, artists, their genres, release date "
             "and the first day it was seen."
         ),
+        pool=pool_for(NEW_RELEASE_TRACKS),
     )
+    @retry_transient
     def _tracks(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
@@ -405,7 +412,9 @@ def build_artist_history() -> AssetsDefinition:
         description=(
             "Artist name and genres over time (SCD Type 2 over the days each artist was seen)."
         ),
+        pool=pool_for(ARTIST_HISTORY),
     )
+    @retry_transient
     def _history(
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
