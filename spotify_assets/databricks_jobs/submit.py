@@ -142,7 +142,7 @@ def submitted_asset(assets_def: AssetsDefinition) -> AssetsDefinition:
         config_schema=_config_schema(node),
         required_resource_keys={RESOURCE_KEY},
         op_tags=node.tags,
-        pool=node.pool,
+        pool=assets_def.op.pool,
     )
     def _step(context):
         extras = {
