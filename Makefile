@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres odbc azurite chromium jars dagster-home demo dev test bench check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test bench check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
@@ -87,6 +87,10 @@ chromium:
 
 test: setup postgres odbc azurite chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# docs/asset-graph.png, as the UI test sees it (dagster dev, a backfill, headless Chromium).
+screenshots: setup chromium
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q spotify_assets_tests/test_ui.py
 
 # Benchmarks print figures and write benchmarks/results/*.json; BENCH_SCALE=1000 is 1M streams.
 BENCH_SCALE ?= 1000
