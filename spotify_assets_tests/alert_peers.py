@@ -53,6 +53,8 @@ def http_receiver(path: str = "/hook") -> Iterator[Receiver]:
                 receiver.requests.append(json.loads(body))
             receiver.answers.append(status)
             self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "1")
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -14,7 +14,6 @@ from dagster import (
     AssetKey,
     DagsterEventType,
     DagsterInstance,
-    SkipReason,
     build_run_status_sensor_context,
 )
 from sqlalchemy import insert
@@ -37,6 +36,7 @@ DAY1 = date(2026, 1, 1)
 HOOK_SIGNATURE = "sig-Zq81hookSECRET"
 SMTP_PASSWORD = "smtp-pw-Kx52SECRET"
 SMTP_USER = "lakehouse-alerts@example.com"
+CLIENT_SECRET = "spotify-client-Qz93SECRET"
 UI = "http://dagster.example.com:3000"
 
 
@@ -74,11 +74,25 @@ def lake(tmp_path_factory, spark, peers):
             yield settings, source, instance
 
 
+class Logs:
+    """What the test's code logged: Python logging, and Dagster's console log (the sensors'
+    context.log), which writes to the process's stderr."""
+
+    def __init__(self, caplog, capfd) -> None:
+        self.caplog, self.capfd, self.console = caplog, capfd, ""
+
+    @property
+    def text(self) -> str:
+        out = self.capfd.readouterr()
+        self.console += out.out + out.err
+        return self.caplog.text + self.console
+
+
 @pytest.fixture
-def log(caplog):
+def log(caplog, capfd) -> Logs:
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.WARNING, logger="mail.log")  # aiosmtpd's session transcript
-    return caplog
+    return Logs(caplog, capfd)
 
 
 def evaluate(lake, sensor_name: str, run_id: str, check_severity: str | None = None):
@@ -172,9 +186,9 @@ def test_a_failed_run_sends_one_alert_by_webhook_and_by_mail(lake, peers, log):
     assert "- silver__dim_date: " in text
 
     # The daemon evaluates the same run again (a restart, a retried tick): nothing more is sent.
-    again = evaluate(lake, "run_failure_alerts", run_id)
-    assert isinstance(again, SkipReason)
-    assert again.skip_message == f"run {run_id} already sent its run_failure alert"
+    # (A sensor returns None whatever happens: anything else would end its tick at this run.)
+    assert evaluate(lake, "run_failure_alerts", run_id) is None
+    assert f"run {run_id} already sent its run_failure alert" in log.text
     assert len(receiver.requests) == 1 and len(mail.messages) == 1
     _, _, instance = lake
     tags = instance.get_run_by_id(run_id).tags
@@ -193,8 +207,8 @@ def test_checks_alert_once_per_incident_and_a_failed_check_fails_its_run_alert(l
     assert first.success
 
     # The default threshold is ERROR: a WARN failure sends no check alert.
-    skipped = evaluate(lake, "check_failure_alerts", first.run_id)
-    assert skipped.skip_message == f"no check of run {first.run_id} started failing"
+    assert evaluate(lake, "check_failure_alerts", first.run_id) is None
+    assert f"no check of run {first.run_id} started failing" in log.text
     assert receiver.requests == []
 
     # With ALERT_CHECK_SEVERITY=warn it does, with the check's counts.
@@ -224,8 +238,8 @@ def test_checks_alert_once_per_incident_and_a_failed_check_fails_its_run_alert(l
     # The same window again: the check still fails, which is the same incident: no alert.
     second = run_assets(lake, "bronze/dim_user")
     assert second.success
-    same = evaluate(lake, "check_failure_alerts", second.run_id, check_severity="warn")
-    assert same.skip_message == f"no check of run {second.run_id} started failing"
+    assert evaluate(lake, "check_failure_alerts", second.run_id, check_severity="warn") is None
+    assert f"no check of run {second.run_id} started failing" in log.text
     assert len(receiver.requests) == 2
 
     # A source row bronze has not extracted: the reconciliation check (ERROR, blocking) fails,
@@ -269,11 +283,32 @@ def test_delivery_is_retried_and_a_lost_alert_never_raises(lake, peers, log):
     assert len(receiver.requests) == 1
     assert "webhook (127.0.0.1) attempt 1 of 4 failed: HTTP 503 Service Unavailable" in log.text
 
-    # Throttled with Retry-After: honoured (capped), then delivered.
+    # Throttled with Retry-After: 1: honoured (it is longer than the 0.05 s backoff).
     receiver.failures, receiver.failure_status = 1, 429
     [delivery] = channels.send(alert, logging.getLogger("alerts"))
     assert (delivery.delivered, delivery.attempts) == (True, 2)
+    assert "attempt 1 of 4 failed: HTTP 429 Too Many Requests; retrying in 1 s" in log.text
     receiver.failure_status = 503
+
+    # One alert's attempts end within the budget (a sensor's tick has 60 s in all).
+    receiver.failures = 9
+    hurried = channels.model_copy(update={"retry_seconds": 0.2, "budget_seconds": 0.3})
+    [delivery] = hurried.send(alert, logging.getLogger("alerts"))
+    assert (delivery.delivered, delivery.attempts) == (False, 2)
+    assert "not delivered by webhook (127.0.0.1) within 0.3 s (2 attempts)" in log.text
+    receiver.failures = 0
+
+    # Secret values an error may quote are scrubbed from what is sent.
+    quoted = Alert(
+        "run_failure", "FAILURE", "lakehouse_job", "r2", f"{UI}/runs/r2", (), "",
+        error=f"login refused for {CLIENT_SECRET}",
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPOTIFY_CLIENT_SECRET", CLIENT_SECRET)
+        [delivery] = channels.send(quoted, logging.getLogger("alerts"))
+    assert delivery.delivered
+    assert receiver.requests[-1]["error"] == "login refused for <secret>"
+    assert CLIENT_SECRET not in str(receiver.requests[-1])
 
     # A refusal (wrong path: 404) is not retried.
     wrong = channels.model_copy(update={"webhook_url": receiver.url.replace("invoke", "nope")})

@@ -147,18 +147,30 @@ def test_what_counts_as_transient(error, transient):
         assert policies.is_transient(wrapped) is transient
 
 
-def _report(instance, key: AssetKey, day: str | None = None, checks_pass: bool | None = True):
+def _report(instance, key: AssetKey, day: str | None = None, checks_pass: bool = True):
+    """A materialisation of `key` (one window, or the whole table) and its checks' results, as
+    a run would record them."""
     instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
-    if checks_pass is not None and key.path[0] == "bronze":
-        for check in ("reconciles_with_source", "no_duplicate_versions"):
-            instance.report_runless_asset_event(
-                AssetCheckEvaluation(
-                    asset_key=key,
-                    check_name=check,
-                    passed=checks_pass,
-                    severity=AssetCheckSeverity.ERROR,
-                )
+    for check in CHECKS.get(key.to_user_string(), ()):
+        instance.report_runless_asset_event(
+            AssetCheckEvaluation(
+                asset_key=key,
+                check_name=check,
+                passed=checks_pass,
+                severity=AssetCheckSeverity.ERROR,
             )
+        )
+
+
+# The blocking checks of the assets the automation test reports.
+CHECKS = {
+    "bronze/dim_user": ("reconciles_with_source", "no_duplicate_versions"),
+    "bronze/fact_stream": ("reconciles_with_source", "no_duplicate_versions"),
+    "gold/dim_user": ("user_id_unique_not_null_current", "user_sk_unique_not_null"),
+    "gold/dim_artist": ("artist_id_unique_not_null_current", "artist_sk_unique_not_null"),
+    "gold/dim_track": ("track_id_unique_not_null_current", "track_sk_unique_not_null"),
+    "gold/dim_date": ("date_key_unique_not_null",),
+}
 
 
 def test_silver_and_gold_follow_their_upstream_windows(tmp_path: Path):
@@ -207,6 +219,27 @@ def test_silver_and_gold_follow_their_upstream_windows(tmp_path: Path):
             defs, instance, asset_selection=selection, cursor=result.cursor
         )
         assert requested(result) == {}
+
+        # gold/fact_stream's window follows once its silver window and the histories are there,
+        histories = ("dim_user", "dim_artist", "dim_track", "dim_date")
+        for entity in histories:
+            _report(instance, AssetKey(["gold", entity]))
+        _report(instance, AssetKey(["silver", "fact_stream"]), "2026-01-03")
+        result = evaluate_automation_conditions(
+            defs, instance, asset_selection=selection, cursor=result.cursor
+        )
+        assert requested(result)["gold/fact_stream"] == ["2026-01-03"]
+        # but once built, a history's daily update does not rebuild every window that reads it.
+        _report(instance, AssetKey(["gold", "fact_stream"]), "2026-01-03")
+        _report(instance, BRONZE_USER, "2026-01-03")
+        result = evaluate_automation_conditions(
+            defs, instance, asset_selection=selection, cursor=result.cursor
+        )
+        assert requested(result) == {
+            "silver/dim_user": [None],
+            "silver/dim_user_versions": [None],
+            "gold/dim_user": [None],
+        }
 
 
 def test_gold_tables_carry_a_daily_freshness_policy(tmp_path: Path):

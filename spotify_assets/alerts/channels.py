@@ -72,6 +72,8 @@ class AlertChannels(ConfigurableResource):
     attempts: int = 4
     retry_seconds: float = 2.0
     timeout_seconds: float = 10.0
+    # All attempts of one alert on one channel end within this: a sensor's tick has 60 s.
+    budget_seconds: float = 40.0
 
     @property
     def configured(self) -> bool:
@@ -79,12 +81,13 @@ class AlertChannels(ConfigurableResource):
 
     def send(self, alert: Alert, log: Any) -> list[Delivery]:
         """Every configured channel at once; each retried on its own."""
-        jobs: list[tuple[str, Callable[[], None]]] = []
+        jobs: list[tuple[str, Callable[[float], None]]] = []
         if self.webhook_url:
             host = urlsplit(self.webhook_url).hostname or "?"
-            jobs.append((f"webhook ({host})", lambda: self._post(alert)))
+            body = self._scrubbed(alert.body(self.webhook_format))
+            jobs.append((f"webhook ({host})", lambda timeout: self._post(body, timeout)))
         if self.smtp_host and self.email_to:
-            jobs.append((f"e-mail ({self.smtp_host})", lambda: self._mail(alert)))
+            jobs.append((f"e-mail ({self.smtp_host})", lambda timeout: self._mail(alert, timeout)))
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             futures = [pool.submit(self._with_retries, name, fn, alert, log) for name, fn in jobs]
             return [f.result() for f in futures]
@@ -100,12 +103,28 @@ class AlertChannels(ConfigurableResource):
             text = text.replace(secret, "<secret>")
         return text
 
-    def _with_retries(self, channel: str, send: Callable[[], None], alert: Alert, log) -> Delivery:
+    def _scrubbed(self, value: Any) -> Any:
+        """`value` (an alert's body) with every string scrubbed: an error message may quote a
+        URL or a connection string."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._scrubbed(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrubbed(v) for v in value]
+        return value
+
+    def _with_retries(
+        self, channel: str, send: Callable[[float], None], alert: Alert, log
+    ) -> Delivery:
         what = f"{alert.kind} alert for run {alert.run_id}"
         detail = ""
-        for attempt in range(1, self.attempts + 1):
+        deadline = time.monotonic() + self.budget_seconds
+        attempt = 0
+        while attempt < self.attempts:
+            attempt += 1
             try:
-                send()
+                send(max(0.5, min(self.timeout_seconds, deadline - time.monotonic())))
             except Permanent as exc:
                 detail = self.scrub(str(exc))
                 log.error(f"{what} not delivered by {channel}: {detail} (not retried)")
@@ -117,6 +136,12 @@ class AlertChannels(ConfigurableResource):
                 wait = self.retry_seconds * 2 ** (attempt - 1)
                 if isinstance(exc, Transient) and exc.args[1:]:
                     wait = max(wait, min(float(exc.args[1]), MAX_RETRY_AFTER_SECONDS))
+                if time.monotonic() + wait >= deadline:
+                    log.error(
+                        f"{what} not delivered by {channel} within {self.budget_seconds:g} s "
+                        f"({attempt} attempts): {detail}"
+                    )
+                    return Delivery(channel, False, attempt, detail)
                 log.warning(
                     f"{what}: {channel} attempt {attempt} of {self.attempts} failed: {detail}; "
                     f"retrying in {wait:g} s"
@@ -128,11 +153,9 @@ class AlertChannels(ConfigurableResource):
         log.error(f"{what} not delivered by {channel} after {self.attempts} attempts: {detail}")
         return Delivery(channel, False, self.attempts, detail)
 
-    def _post(self, alert: Alert) -> None:
+    def _post(self, body: dict[str, Any], timeout: float) -> None:
         try:
-            response = requests.post(
-                self.webhook_url, json=alert.body(self.webhook_format), timeout=self.timeout_seconds
-            )
+            response = requests.post(self.webhook_url, json=body, timeout=timeout)
         except requests.RequestException as exc:
             # The exception's text quotes the URL: only its kind is kept.
             raise Transient(f"{type(exc).__name__} (no answer from the webhook)") from None
@@ -144,22 +167,22 @@ class AlertChannels(ConfigurableResource):
             raise Transient(reason, *([retry_after] if retry_after.isdigit() else []))
         raise Permanent(f"the webhook refused the alert: {reason}")
 
-    def _mail(self, alert: Alert) -> None:
+    def _mail(self, alert: Alert, timeout: float) -> None:
         # No folding of the subject (Python folds a long first word onto a line of its own, and
         # readers then show it with a leading space): SMTP allows 998 characters a line.
         message = EmailMessage(policy=SMTP_POLICY.clone(max_line_length=998))
         message["Subject"] = alert.title
         message["From"] = self.email_from
         message["To"] = ", ".join(self.email_to)
-        message.set_content(alert.text())
+        message.set_content(self.scrub(alert.text()))
         context = ssl.create_default_context()
         try:
             if self.smtp_security == "ssl":
                 server: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self.smtp_host, self.smtp_port, timeout=self.timeout_seconds, context=context
+                    self.smtp_host, self.smtp_port, timeout=timeout, context=context
                 )
             else:
-                server = smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout_seconds)
+                server = smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=timeout)
             with server:
                 if self.smtp_security == "starttls":
                     server.starttls(context=context)

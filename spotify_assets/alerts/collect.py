@@ -7,7 +7,10 @@ from collections.abc import Iterable
 
 from dagster import AssetCheckKey, AssetCheckSeverity, DagsterEventType, DagsterInstance
 from dagster._core.definitions.metadata import FloatMetadataValue, IntMetadataValue
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import (
+    COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES,
+    AssetCheckExecutionRecordStatus,
+)
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -102,12 +105,29 @@ def newly_failing(
         if SEVERITY_RANK.get(check.severity, 0) < floor:
             continue
         key = AssetCheckKey.from_user_string(f"{check.asset}:{check.check}")
-        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=20)
-        ours = [r for r in history if r.run_id == run_id]
-        before = [r for r in history if ours and r.id < ours[-1].id and r.run_id != run_id]
-        if not before or not _failed_at(before[0], floor):
+        previous = _evaluation_before(instance, key, run_id)
+        if previous is None or not _failed_at(previous, floor):
             new.append(check)
     return new
+
+
+def _evaluation_before(instance: DagsterInstance, key: AssetCheckKey, run_id: str):
+    """The check's last completed evaluation before this run's (runs that failed before the
+    check ran leave no verdict and are passed over), paging back through its history."""
+    storage = instance.event_log_storage
+    cursor, ours = None, None
+    while True:
+        page = storage.get_asset_check_execution_history(
+            key, limit=50, cursor=cursor, status=COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
+        )
+        for record in page:  # newest first
+            if ours is not None and record.run_id != run_id:
+                return record
+            if record.run_id == run_id:
+                ours = record
+        if len(page) < 50:
+            return None
+        cursor = page[-1].id
 
 
 def _failed_at(record, floor: int) -> bool:

@@ -15,7 +15,6 @@ from dagster import (
     RunFailureSensorContext,
     RunStatusSensorContext,
     SensorDefinition,
-    SkipReason,
     run_failure_sensor,
     run_status_sensor,
 )
@@ -29,24 +28,35 @@ ALERT_TAG = "spotify_lakehouse/alert"  # + /<kind>: what was sent for this run
 INTERVAL_SECONDS = 15
 
 
-def send_once(context: RunStatusSensorContext, alerts: AlertChannels, alert: Alert):
-    """Deliver `alert` unless this run already sent one of its kind; record the outcome on the
-    run (a tag the UI shows), never raise."""
+def send_once(context: RunStatusSensorContext, alerts: AlertChannels, alert: Alert) -> str:
+    """Deliver `alert` unless this run already sent one of its kind, and record the outcome on
+    the run (a tag the UI shows). The tag is written before sending: a tick that dies mid-way
+    (a timeout) is never followed by a second alert. Returns what happened; never raises.
+
+    The sensors return None whatever happens: a run status sensor's tick stops at the first run
+    for which its function returns something (a SkipReason included)."""
     tag = f"{ALERT_TAG}/{alert.kind}"
     run = context.instance.get_run_by_id(alert.run_id) or context.dagster_run
     if tag in run.tags:
-        return SkipReason(f"run {alert.run_id} already sent its {alert.kind} alert")
+        return _said(context, f"run {alert.run_id} already sent its {alert.kind} alert")
     if not alerts.configured:
-        return SkipReason(
+        return _said(
+            context,
             f"no alert channel is configured for the {alert.kind} of run {alert.run_id}: "
-            "set ALERT_WEBHOOK_URL or ALERT_EMAIL_TO"
+            "set ALERT_WEBHOOK_URL or ALERT_EMAIL_TO",
         )
+    context.instance.add_run_tags(alert.run_id, {tag: "sending"})
     deliveries = alerts.send(alert, context.log)
     outcome = ", ".join(
         f"{d.channel}: {'delivered' if d.delivered else 'lost'}" for d in deliveries
     )
     context.instance.add_run_tags(alert.run_id, {tag: outcome})
-    return None
+    return outcome
+
+
+def _said(context: RunStatusSensorContext, message: str) -> str:
+    context.log.info(message)
+    return message
 
 
 def build_alert_sensors(settings: AlertSettings) -> list[SensorDefinition]:
@@ -64,7 +74,7 @@ def build_alert_sensors(settings: AlertSettings) -> list[SensorDefinition]:
         alert = run_alert(
             context.instance, context.dagster_run, "run_failure", alerts.ui_url, error
         )
-        return send_once(context, alerts, alert)
+        send_once(context, alerts, alert)
 
     @run_status_sensor(
         run_status=DagsterRunStatus.SUCCESS,
@@ -77,7 +87,7 @@ def build_alert_sensors(settings: AlertSettings) -> list[SensorDefinition]:
     )
     def run_success_alerts(context: RunStatusSensorContext, alerts: AlertChannels):
         alert = run_alert(context.instance, context.dagster_run, "run_success", alerts.ui_url)
-        return send_once(context, alerts, alert)
+        send_once(context, alerts, alert)
 
     @run_status_sensor(
         run_status=DagsterRunStatus.SUCCESS,
@@ -96,7 +106,8 @@ def build_alert_sensors(settings: AlertSettings) -> list[SensorDefinition]:
             context.instance, alert.run_id, alert.failed_checks, settings.check_severity
         )
         if not new:
-            return SkipReason(f"no check of run {alert.run_id} started failing")
-        return send_once(context, alerts, replace(alert, failed_checks=tuple(new)))
+            _said(context, f"no check of run {alert.run_id} started failing")
+            return
+        send_once(context, alerts, replace(alert, failed_checks=tuple(new)))
 
     return [run_failure_alerts, run_success_alerts, check_failure_alerts]

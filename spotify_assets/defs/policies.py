@@ -124,11 +124,16 @@ def retry_transient(fn: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def follows_upstream(partitioned: bool) -> AutomationCondition:
+def follows_upstream(partitioned: bool, histories: Sequence[AssetKey] = ()) -> AutomationCondition:
     """Dagster's `eager`, for every window rather than the latest only, and never past a
     blocking check that failed upstream. A window whose upstream window is missing waits; an
-    unpartitioned table (a whole history) follows any update of its upstream."""
+    unpartitioned table (a whole history) follows any update of its upstream. A window does not
+    follow an update of an unpartitioned history it reads (`histories`): every history changes
+    daily, and every window would be rebuilt; the runs that change a history rebuild the
+    windows that change with it (streams_enriched's windows_rebuilt_for_dimension_changes)."""
     updated = AutomationCondition.any_deps_updated()
+    if partitioned and histories:
+        updated = updated.ignore(AssetSelection.assets(*histories))
     trigger: AutomationCondition
     if partitioned:
         trigger = (
@@ -146,16 +151,18 @@ def follows_upstream(partitioned: bool) -> AutomationCondition:
 
 def with_automation(assets: Sequence[AssetsDefinition]) -> list[AssetsDefinition]:
     """Silver and gold follow their upstreams; gold carries its freshness policy."""
+    histories = [k for a in assets if a.partitions_def is None for k in a.keys]
     return [
-        a.map_asset_specs(functools.partial(_follow, a.partitions_def is not None)) for a in assets
+        a.map_asset_specs(functools.partial(_follow, a.partitions_def is not None, histories))
+        for a in assets
     ]
 
 
-def _follow(partitioned: bool, spec: AssetSpec) -> AssetSpec:
+def _follow(partitioned: bool, histories: list[AssetKey], spec: AssetSpec) -> AssetSpec:
     if spec.group_name not in AUTOMATED_GROUPS:
         return spec
     return spec.replace_attributes(
-        automation_condition=follows_upstream(partitioned),
+        automation_condition=follows_upstream(partitioned, histories),
         freshness_policy=GOLD_FRESHNESS if spec.group_name == Layer.GOLD.value else None,
     )
 
