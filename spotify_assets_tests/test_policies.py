@@ -187,37 +187,37 @@ def test_silver_and_gold_follow_their_upstream_windows(tmp_path: Path):
         }
 
     with DagsterInstance.ephemeral() as instance:
-        result = evaluate_automation_conditions(defs, instance, asset_selection=selection)
+
+        def tick(previous):
+            """One evaluation of the automation sensor, after `previous`."""
+            cursor = previous.cursor if previous else None
+            return evaluate_automation_conditions(
+                defs, instance, asset_selection=selection, cursor=cursor
+            )
+
+        result = tick(None)
         assert requested(result) == {}  # nothing upstream yet: nothing to follow
 
         _report(instance, BRONZE_USER, "2026-01-01")
-        result = evaluate_automation_conditions(
-            defs, instance, asset_selection=selection, cursor=result.cursor
-        )
+        result = tick(result)
         assert requested(result) == {
             "silver/dim_user": [None],
             "silver/dim_user_versions": [None],
             "gold/dim_user": [None],
         }
         # Handled: the same update is not followed twice.
-        result = evaluate_automation_conditions(
-            defs, instance, asset_selection=selection, cursor=result.cursor
-        )
+        result = tick(result)
         assert requested(result) == {}
 
         # An old window of bronze's fact_stream: silver follows that window, not the latest.
         _report(instance, AssetKey(["bronze", "fact_stream"]), "2026-01-02")
-        result = evaluate_automation_conditions(
-            defs, instance, asset_selection=selection, cursor=result.cursor
-        )
+        result = tick(result)
         assert requested(result)["silver/fact_stream"] == ["2026-01-02"]
         assert "gold/fact_stream" not in requested(result)  # its other parents are missing
 
         # A blocking check that failed upstream stops the following.
         _report(instance, BRONZE_USER, "2026-01-02", checks_pass=False)
-        result = evaluate_automation_conditions(
-            defs, instance, asset_selection=selection, cursor=result.cursor
-        )
+        result = tick(result)
         assert requested(result) == {}
 
         # gold/fact_stream's window follows once its silver window and the histories are there,
@@ -225,16 +225,12 @@ def test_silver_and_gold_follow_their_upstream_windows(tmp_path: Path):
         for entity in histories:
             _report(instance, AssetKey(["gold", entity]))
         _report(instance, AssetKey(["silver", "fact_stream"]), "2026-01-03")
-        result = evaluate_automation_conditions(
-            defs, instance, asset_selection=selection, cursor=result.cursor
-        )
+        result = tick(result)
         assert requested(result)["gold/fact_stream"] == ["2026-01-03"]
         # but once built, a history's daily update does not rebuild every window that reads it.
         _report(instance, AssetKey(["gold", "fact_stream"]), "2026-01-03")
         _report(instance, BRONZE_USER, "2026-01-03")
-        result = evaluate_automation_conditions(
-            defs, instance, asset_selection=selection, cursor=result.cursor
-        )
+        result = tick(result)
         assert requested(result) == {
             "silver/dim_user": [None],
             "silver/dim_user_versions": [None],
