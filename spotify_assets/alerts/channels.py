@@ -23,20 +23,17 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from spotify_assets.alerts.message import Alert
+from spotify_assets.databricks_jobs.task import SECRET_KEYS
 
 RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
 MAX_RETRY_AFTER_SECONDS = 60.0
 # Other secrets a message could quote (a driver's error echoing its URL, say): scrubbed too.
+# The ones a Databricks job refers to by secret scope, and those the orchestrator alone holds.
 OTHER_SECRET_VARIABLES = (
-    "SPOTIFY_SOURCE_DB_URL",
-    "SPOTIFY_CLIENT_SECRET",
+    *SECRET_KEYS,
     "SPARK_CONNECT_URL",
     "DATABRICKS_TOKEN",
     "DAGSTER_POSTGRES_URL",
-    "AZURE_STORAGE_CONNECTION_STRING",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_SAS_TOKEN",
-    "AZURE_CLIENT_SECRET",
 )
 
 
