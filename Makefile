@@ -16,13 +16,24 @@ help:
 	@echo "make bench  the benchmarks (BENCH_SCALE=1000: 1M stream rows)"
 	@echo "make lock   re-resolve requirements.lock after editing pyproject.toml"
 
+# PyPI has PySpark only as a 450 MB source archive. Its wheel is built once into WHEELS and
+# installed from there: uv would otherwise keep a new unpacked copy of the archive in its cache
+# on every fresh clone (a CI machine's disk filled up that way).
+WHEELS ?= $(HOME)/.cache/spotify-lakehouse/wheels
+PYSPARK_VERSION := $(shell sed -n 's/^pyspark==//p' requirements.lock)
+PYSPARK_WHEEL := $(WHEELS)/pyspark-$(PYSPARK_VERSION)-py2.py3-none-any.whl
+
 # Python packages, pinned by requirements.lock; re-installed only when it or pyproject changes.
 $(INSTALLED): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: Python 3.11 is required"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	@test -f $(PYSPARK_WHEEL) || { echo "building PySpark $(PYSPARK_VERSION)'s wheel once into $(WHEELS)"; \
+	  $(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps --no-cache-dir \
+	    pyspark==$(PYSPARK_VERSION) -w $(WHEELS); }
+	$(BIN)/uv pip install -q --python $(BIN)/python --find-links $(WHEELS) -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@$(BIN)/uv cache prune -q
 	@touch $@
 
 # Spark needs Java 17+: installed with apt when missing and we may, otherwise a clear error.
