@@ -7,13 +7,14 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test bench check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test bench bench-smoke crash check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
 	@echo "make dev    the Dagster UI (dagster dev) on the same DAGSTER_HOME"
 	@echo "make test   set up and run the tests;  make check: ruff and mypy"
-	@echo "make bench  the benchmarks (BENCH_SCALE=1000: 1M stream rows)"
+	@echo "make bench  the benchmark suite (about an hour); make bench-smoke: its smallest sizes"
+	@echo "make crash  kill runs at every point inside each layer's writes; re-run; compare"
 	@echo "make lock   re-resolve requirements.lock after editing pyproject.toml"
 
 # PyPI has PySpark only as a 450 MB source archive. Its wheel is built once into WHEELS and
@@ -103,11 +104,19 @@ test: setup postgres odbc azurite chromium
 screenshots: setup chromium
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q spotify_assets_tests/test_ui.py
 
-# Benchmarks print figures and write benchmarks/results/*.json; BENCH_SCALE=1000 is 1M streams.
-BENCH_SCALE ?= 1000
+# The benchmark suite: a table, benchmarks/results/suite.json and the plots the README shows.
+# bench-smoke runs it at its smallest sizes into a scratch folder (CI, to keep it working).
+BENCH_ARGS ?=
+BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/spotify-lakehouse-bench-smoke
 bench: setup postgres
-	$(BIN)/python -m benchmarks.ingestion --scale $(BENCH_SCALE)
-	$(BIN)/python -m benchmarks.scd2 --keys $$(( $(BENCH_SCALE) * 1000 ))
+	$(BIN)/python -m benchmarks.suite $(BENCH_ARGS)
+
+# Every kill point of the crash harness (the tests try a sample): about 20 minutes.
+crash: setup
+	$(BIN)/python -m spotify_assets_tests.crash_harness
+
+bench-smoke: setup postgres
+	$(BIN)/python -m benchmarks.suite --smoke --results $(BENCH_SMOKE_RESULTS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

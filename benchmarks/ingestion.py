@@ -21,6 +21,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from benchmarks.measure import machine
+
 RESULTS = Path(__file__).parent / "results"
 START = date(2026, 1, 1)
 REPEATS = 5
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=1000, help="1000 = 1M stream rows")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON")
+    parser.add_argument("--json", action="store_true", help="end with the figures as one line")
     args = parser.parse_args(argv)
 
     from spotify_assets.source import simulator
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     copy_rate = copy_rows / copy_s
     figures = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": "2 cores, 24 GiB (this project's CI machine kind)",
+        "machine": machine(),
         "scale": args.scale,
         "rows": copy_rows,
         "repetitions_median_of": REPEATS,
@@ -189,11 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         **{f"peak_rss_mib_{d}_days": round(m["peak_rss_mib"]) for d, m in memory.items()},
         **{f"rows_{d}_days": m["rows"] for d, m in memory.items()},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingestion.json").write_text(json.dumps(figures, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "ingestion.json").write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key.ljust(width)}  {value}")
+    if args.json:
+        print(json.dumps(figures), flush=True)
     return 0
 
 

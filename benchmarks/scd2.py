@@ -22,6 +22,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.measure import machine
+
 RESULTS = Path(__file__).parent / "results"
 EPOCH = "TIMESTAMP'2026-01-01 00:00:00'"
 
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON")
+    parser.add_argument("--json", action="store_true", help="end with the figures as one line")
     args = parser.parse_args(argv)
 
     from spotify_assets.catalog import Layer
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     step, scan = statistics.median(steps), statistics.median(scans)
     figures = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": "2 cores, 24 GiB (this project's CI machine kind)",
+        "machine": machine(),
         "dimension_keys": args.keys,
         "dimension_versions": rows,
         "changed_fraction": args.changed,
@@ -174,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         "silver_change_log_sync_seconds": round(statistics.median(syncs), 2),
         "rows_differing_from_a_rebuild": different,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scd2.json").write_text(json.dumps(figures, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "scd2.json").write_text(json.dumps(figures, indent=2) + "\n")
     width = max(len(k) for k in figures)
     for key, value in figures.items():
         print(f"{key.ljust(width)}  {value}")
+    if args.json:
+        print(json.dumps(figures), flush=True)
     return 0 if different == 0 else 1
 
 

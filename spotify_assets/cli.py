@@ -33,6 +33,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
         start=start,
         days=args.days,
         reset=args.reset,
+        streams_per_scale=args.streams_per_scale,
     )
     return 0
 
@@ -224,6 +225,12 @@ def parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--days", type=int, default=30, help="days of history (default 30)")
         sp.add_argument("--reset", action="store_true", help="drop and re-create the source tables")
+        sp.add_argument(
+            "--streams-per-scale",
+            type=int,
+            default=1000,
+            help="streams per 500 users (default 1000; the benchmarks' volume knob)",
+        )
 
     def range_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(

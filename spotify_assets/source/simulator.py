@@ -240,12 +240,14 @@ def seed(
     start: date,
     days: int = 30,
     reset: bool = False,
+    streams_per_scale: int = BASE_ROWS["FactStream"],
     echo: Callable[[str], None] = print,
 ) -> SimulatorState:
-    """Create and fill the source. Re-seeding with the same arguments is a no-op."""
-    if scale < 1 or days < 1:
-        raise SimulatorError("--scale and --days must be at least 1")
-    total_streams = BASE_ROWS["FactStream"] * scale
+    """Create and fill the source. Re-seeding with the same arguments is a no-op.
+    `streams_per_scale` sets how many streams each 500 users make (the benchmarks' volume)."""
+    if scale < 1 or days < 1 or streams_per_scale < 1:
+        raise SimulatorError("--scale, --days and --streams-per-scale must be at least 1")
+    total_streams = streams_per_scale * scale
     wanted = SimulatorState(
         seed=seed_value,
         scale=scale,
@@ -262,7 +264,7 @@ def seed(
             scale,
             start,
             days,
-        )
+        ) and existing.streams_per_day == wanted.streams_per_day
         if same:
             echo(f"Source already seeded (seed={seed_value}, scale={scale}): nothing to do.")
             return existing
