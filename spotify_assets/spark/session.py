@@ -81,7 +81,15 @@ SESSION_CONF = {
 def delta_conf(options: SparkOptions) -> dict[str, str]:
     """A Spark with Delta Lake as this project runs it: the local session's configuration, and
     the configuration `connect-server` starts its server with."""
+    # A local master's driver is the whole cluster: its RPC and block manager ports need not be
+    # reachable from anywhere else (Spark binds them to the host's address by default).
+    loopback = (
+        {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
+        if options.master.startswith("local")
+        else {}
+    )
     return {
+        **loopback,
         "spark.jars": ",".join(str(p) for p in delta_jars.jar_paths(options.jars_dir)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
