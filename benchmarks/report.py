@@ -166,6 +166,7 @@ def plots(f: dict[str, Any], targets: dict[str, float], results: Path) -> list[P
         for bar, value in zip(bars, values, strict=True):
             ax.annotate(f"{value}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom")  # fmt: skip
+        ax.set_ylim(0, max(values + [t for _, t in present.values()]) * 1.3)  # room for the legend
         ax.set_ylabel("time ratio")
         ax.set_title("Cost ratios, each against a baseline measured in the same run")
         ax.legend(loc="upper right")

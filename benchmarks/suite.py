@@ -120,7 +120,7 @@ def startup(url: str, work: Path, sizes: Sizes, say) -> dict:
         )
         for i in range(sizes.repeats)
     ]
-    return {k: measure.median([r[k] for r in runs]) for k in runs[0]}
+    return {k: round(measure.median([r[k] for r in runs]), 2) for k in runs[0]}
 
 
 def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
