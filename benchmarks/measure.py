@@ -10,9 +10,7 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,17 +105,6 @@ def run_worker(module: str, args: list[str], say=print) -> dict:
             f"{' '.join(command)} failed (exit {process.returncode}):\n" + "\n".join(tail)
         )
     return json.loads(last)
-
-
-@contextmanager
-def stopwatch() -> Iterator[list[float]]:
-    """`with stopwatch() as elapsed:` ... `elapsed[0]` holds the seconds afterwards."""
-    elapsed: list[float] = []
-    started = time.perf_counter()
-    try:
-        yield elapsed
-    finally:
-        elapsed.append(time.perf_counter() - started)
 
 
 def database(server_url: str, name: str) -> str:

@@ -19,11 +19,13 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from spotify_assets.transforms.conform import INTERNAL, SOURCE_FILE
+
 START = date(2026, 1, 1)
 GOLD_TABLES = ("dim_user", "dim_artist", "dim_track", "dim_date", "fact_stream")
-# Columns that record when or from which file a row was processed: they differ between any two
-# runs, so the comparison of two lakes leaves them out.
-PROCESSING_COLUMNS = ("_ingested_at", "_source_file")
+# Columns that record when or from which file a row was processed (conform's own): they differ
+# between any two runs, so the comparison of two lakes leaves them out.
+PROCESSING_COLUMNS = (*INTERNAL, SOURCE_FILE)
 
 
 def settings_for(root: Path, url: str, **env: str):

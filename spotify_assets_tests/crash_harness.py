@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from benchmarks.pipeline import PROCESSING_COLUMNS
+
 LAYERS = ("bronze", "silver", "gold")
 DAYS = 2  # the run: days 1 and 2 of a 3-day source
-PROCESSING_COLUMNS = {"_ingested_at", "_source_file"}
 POLL_SECONDS = 0.005
 
 
