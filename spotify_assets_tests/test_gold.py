@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from spotify_assets.defs.checks import key_violations
+from spotify_assets.defs.checks import key_violations, violations
 from spotify_assets.transforms import gold
 from spotify_assets.transforms.expectations import (
     Action,
@@ -217,3 +217,20 @@ def test_key_check_counts_null_and_duplicated_keys_with_a_sorted_sample(spark):
     assert key_violations(df, "user_sk") == (2, 6, [3, 5, 6, 7, 8])
     clean = spark.createDataFrame([(1,), (2,)], "user_sk int")
     assert key_violations(clean, "user_sk") == (0, 0, [])
+
+
+def test_key_checks_of_one_table_agree_with_the_exact_count_in_one_pass(spark):
+    """Natural key over current rows, surrogate over all rows: a unique key is settled by the
+    single aggregation, a duplicated one gets the exact count and sample."""
+    rows = [  # (user_id, user_sk, is_current)
+        (1, 10, False), (1, 11, True), (2, 12, True), (None, 13, True), (3, 13, True),
+        (3, 14, False), (4, None, True),
+    ]  # fmt: skip
+    df = spark.createDataFrame(rows, "user_id int, user_sk int, is_current boolean")
+    assert violations(df, [("user_id", True), ("user_sk", False)]) == [
+        (1, 0, []),
+        (1, 1, [13]),
+    ]
+    current = df.where("user_id <> 1 OR is_current")
+    assert violations(current, [("user_id", False)]) == [(1, 1, [3])]
+    assert violations(df, []) == []

@@ -169,7 +169,7 @@ def submitted_check(checks_def: AssetChecksDefinition) -> AssetChecksDefinition:
     @multi_asset_check(
         name=node.name,
         specs=list(checks_def.check_specs),
-        can_subset=False,
+        can_subset=True,  # the step runs the selected checks only (extras' "checks")
         config_schema=_config_schema(node),
         required_resource_keys={RESOURCE_KEY},
         op_tags=node.tags,

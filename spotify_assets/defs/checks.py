@@ -4,13 +4,16 @@ A dimension with history has one row per version: its surrogate key is unique ov
 its natural key over the current rows (exactly one current version per key).
 """
 
+from collections.abc import Iterator
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetKey,
-    asset_check,
+    multi_asset_check,
 )
 from pyspark.sql import functions as F
 
@@ -38,40 +41,84 @@ def key_violations(df, key: str) -> tuple[int, int, list]:
     return nulls, dups, sample
 
 
-def build_key_check(entity: str, key: str, current_only: bool = False) -> AssetChecksDefinition:
-    scope = "current row" if current_only else "row"
+def violations(df, keys: list[tuple[str, bool]]) -> list[tuple[int, int, list]]:
+    """`key_violations` of each (key, current rows only), in one Spark job when every key is
+    unique: a key is unique when its non-NULL values are as many as its distinct values, and
+    only a key that is not gets the exact count and sample."""
+    aggregates = []
+    for i, (key, current_only) in enumerate(keys):
+        scope = F.col("is_current") if current_only else F.lit(True)
+        value = F.when(scope, F.col(key))
+        aggregates += [
+            F.count_if(scope & F.col(key).isNull()).alias(f"nulls_{i}"),
+            F.count(value).alias(f"values_{i}"),
+            F.count_distinct(value).alias(f"distinct_{i}"),
+        ]
+    if not aggregates:
+        return []
+    row = df.agg(*aggregates).first()
+    assert row is not None
+    results: list[tuple[int, int, list]] = []
+    for i, (key, current_only) in enumerate(keys):
+        nulls = int(row[f"nulls_{i}"])
+        if row[f"values_{i}"] == row[f"distinct_{i}"]:
+            results.append((nulls, 0, []))
+        else:
+            results.append(key_violations(df.where("is_current") if current_only else df, key))
+    return results
 
-    @asset_check(
-        asset=AssetKey([Layer.GOLD.value, entity]),
-        name=f"{key}_unique_not_null" + ("_current" if current_only else ""),
-        description=f"`{key}` is never NULL and identifies exactly one {scope}.",
-        blocking=True,
-    )
-    def _check(
-        context: AssetCheckExecutionContext, spark: SparkResource, lakehouse: Lakehouse
-    ) -> AssetCheckResult:
-        session = spark.session(context.log)
-        df = delta.read(session, lakehouse.path(Layer.GOLD, entity))
-        if current_only:
-            df = df.where("is_current")
-        nulls, duplicated, sample = key_violations(df, key)
-        return AssetCheckResult(
-            passed=nulls == 0 and duplicated == 0,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "null_keys": nulls,
-                "duplicated_keys": duplicated,
-                "sample_duplicated_keys": str(sample),
-            },
+
+def key_check_name(key: str, current_only: bool) -> str:
+    return f"{key}_unique_not_null" + ("_current" if current_only else "")
+
+
+def build_key_checks(entity: str, keys: list[tuple[str, bool]]) -> AssetChecksDefinition:
+    """The table's key checks, (key, current rows only) each, in one step over one read."""
+    asset = AssetKey([Layer.GOLD.value, entity])
+    specs = [
+        AssetCheckSpec(
+            key_check_name(key, current_only),
+            asset=asset,
+            description=(
+                f"`{key}` is never NULL and identifies exactly one "
+                f"{'current row' if current_only else 'row'}."
+            ),
+            blocking=True,
         )
+        for key, current_only in keys
+    ]
 
-    return _check
+    @multi_asset_check(
+        specs=specs, name=f"{asset.to_python_identifier()}_key_checks", can_subset=True
+    )
+    def _checks(
+        context: AssetCheckExecutionContext, spark: SparkResource, lakehouse: Lakehouse
+    ) -> Iterator[AssetCheckResult]:
+        selected = {k.name for k in context.selected_asset_check_keys}
+        chosen = [(k, c) for k, c in keys if key_check_name(k, c) in selected]
+        session = spark.session(context.log)
+        table = delta.read(session, lakehouse.path(Layer.GOLD, entity))
+        for (key, current_only), (nulls, duplicated, sample) in zip(
+            chosen, violations(table, chosen), strict=True
+        ):
+            yield AssetCheckResult(
+                check_name=key_check_name(key, current_only),
+                passed=nulls == 0 and duplicated == 0,
+                severity=AssetCheckSeverity.ERROR,
+                metadata={
+                    "null_keys": nulls,
+                    "duplicated_keys": duplicated,
+                    "sample_duplicated_keys": str(sample),
+                },
+            )
+
+    return _checks
 
 
 def build_gold_key_checks() -> list[AssetChecksDefinition]:
-    checks = []
-    for entity, (key, surrogate) in GOLD_KEYS.items():
-        checks.append(build_key_check(entity, key, current_only=surrogate is not None))
-        if surrogate:
-            checks.append(build_key_check(entity, surrogate))
-    return checks
+    """A dimension's natural key over its current rows, and its surrogate key over all rows; a
+    table without history, its key over all rows."""
+    return [
+        build_key_checks(entity, [(key, True), (surrogate, False)] if surrogate else [(key, False)])
+        for entity, (key, surrogate) in GOLD_KEYS.items()
+    ]

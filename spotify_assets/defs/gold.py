@@ -80,12 +80,13 @@ class HistoryConfig(Config):
 
 
 def version_changes(
-    session: SparkSession, path: str, surrogate: str, before: int | None
+    session: SparkSession, path: str, surrogate: str, before: int | None, written: int
 ) -> tuple[int, int]:
-    """Versions this materialisation opened, and versions it closed (current before, not now)."""
-    now = delta.read(session, path).select(surrogate, "__END_AT")
+    """Versions this materialisation opened, and versions it closed (current before, not now).
+    `written`: the versions it wrote, the unknown member aside (all new in a new table)."""
     if before is None:
-        return now.where(F.col(surrogate) != gold.UNKNOWN_SK).count(), 0
+        return written, 0
+    now = delta.read(session, path).select(surrogate, "__END_AT")
     old = session.read.format("delta").option("versionAsOf", before).load(path)
     if "__END_AT" not in old.columns:  # written by an older version of this code: all is new
         return now.where(F.col(surrogate) != gold.UNKNOWN_SK).count(), 0
@@ -149,7 +150,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             # crash between the two must leave the table behind (a re-run redoes both).
             write_quarantine(session, lakehouse, entity, checked.quarantine)
             totals = scd2_merge.write_full(session, history, unknown, path, plan)
-            opened, closed = version_changes(session, path, surrogate, before)
+            opened, closed = version_changes(session, path, surrogate, before, totals.rows)
             keys_changed: int | None = None
         else:
             assert plan.keys is not None

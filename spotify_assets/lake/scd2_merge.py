@@ -112,11 +112,16 @@ def write_full(
         ).first()
         assert row is not None
         totals = Totals(int(row["rows"]), int(row["current"]))
+        new = not delta.exists(spark, path)
         with change_log.recording(spark, RECORD, plan.record(totals)):
-            delta.overwrite(history.unionByName(unknown), path)
+            if new:  # created with its properties: no second commit to set them
+                change_log.create(history.unionByName(unknown), path)
+            else:
+                delta.overwrite(history.unionByName(unknown), path)
     finally:
         history.unpersist()
-    change_log.ensure_properties(spark, path)
+    if not new:
+        change_log.ensure_properties(spark, path)
     return totals
 
 
