@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test bench bench-smoke crash check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test properties bench bench-smoke crash check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
@@ -15,6 +15,7 @@ help:
 	@echo "make test   set up and run the tests;  make check: ruff and mypy"
 	@echo "make bench  the benchmark suite (about an hour); make bench-smoke: its smallest sizes"
 	@echo "make crash  kill runs at every point inside each layer's writes; re-run; compare"
+	@echo "make properties  the property tests with their full budget, the whole graph included"
 	@echo "make lock   re-resolve requirements.lock after editing pyproject.toml"
 
 # PyPI has PySpark only as a 450 MB source archive. Its wheel is built once into WHEELS and
@@ -110,6 +111,11 @@ BENCH_ARGS ?=
 BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/spotify-lakehouse-bench-smoke
 bench: setup postgres
 	$(BIN)/python -m benchmarks.suite $(BENCH_ARGS)
+
+# The property tests with their full budget, the whole graph's included (about 25 examples;
+# each is several runs of the graph: allow an hour or more). make test runs a few, library-level.
+properties: setup
+	HYPOTHESIS_PROFILE=properties $(BIN)/pytest -q -s spotify_assets_tests/test_properties.py
 
 # Every kill point of the crash harness (the tests try a sample): about 20 minutes.
 crash: setup

@@ -50,7 +50,13 @@ def run(
     for source in sources:
         bronze(spark, source_db, source, lake, first_day(source, partitions_start), start, end)
     streams = SOURCE_BY_ENTITY["fact_stream"]
-    window = delta.Window(streams.watermark, start.replace(tzinfo=None), end.replace(tzinfo=None))
+    # Like the assets' windows: the first is open below (it also holds every older row).
+    window = delta.Window(
+        streams.watermark,
+        start.replace(tzinfo=None),
+        end.replace(tzinfo=None),
+        open_below=start.date() <= first_day(streams, partitions_start),
+    )
     for entity in SILVER_DIMENSIONS:
         silver_dimension(spark, lake, entity)
     silver_streams(spark, lake, window)

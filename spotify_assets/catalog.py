@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+# Values that did not fit their column, kept as a JSON object of text (Auto Loader's name): a
+# column of bronze (what the source could not type) and of silver (what the contract could not).
+RESCUED = "_rescued_data"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 

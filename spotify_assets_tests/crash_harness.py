@@ -100,19 +100,19 @@ def run_layer_command(root: Path, layer: str) -> list[str]:
             "--root", str(root), "--layer", layer]  # fmt: skip
 
 
-def start_layer(root: Path, layer: str) -> subprocess.Popen:
+def start_layer(root: Path, layer: str, log_name: str = "run.log") -> subprocess.Popen:
     """The layer's run in its own process group (so one signal reaches its JVM too), its output
-    in root/run.log."""
-    with open(root / "run.log", "w") as log:
+    in root/<log_name>."""
+    with open(root / log_name, "w") as log:
         return subprocess.Popen(
             run_layer_command(root, layer), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )  # fmt: skip
 
 
-def finish(process: subprocess.Popen, root: Path, what: str) -> None:
+def finish(process: subprocess.Popen, root: Path, what: str, log_name: str = "run.log") -> None:
     if process.wait() != 0:
-        tail = (root / "run.log").read_text()[-3000:]
+        tail = (root / log_name).read_text()[-3000:]
         raise RuntimeError(f"{what} failed (exit {process.returncode}):\n{tail}")
 
 

@@ -4,9 +4,11 @@ secret anywhere the runs and alerts leave something."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from dagster import (
@@ -328,3 +330,112 @@ def test_delivery_is_retried_and_a_lost_alert_never_raises(lake, peers, log):
         "ConnectionError (no answer from the webhook)"
     ) in log.text
     assert HOOK_SIGNATURE not in log.text
+
+
+# Every secret setting at once, recognisable (issue 10): the alert peers' two above, and these.
+MORE_SECRETS = {
+    "SPOTIFY_CLIENT_ID": "spotify-id-Vb20SECRET",
+    "SPOTIFY_CLIENT_SECRET": CLIENT_SECRET,
+    "AZURE_STORAGE_ACCOUNT_KEY": "account-key-Lm47SECRET",
+    "AZURE_STORAGE_SAS_TOKEN": "sv=2024&sig=sas-Tr66SECRET",
+    "AZURE_CLIENT_SECRET": "client-secret-Hp09SECRET",
+    "AZURE_STORAGE_CONNECTION_STRING": "AccountKey=conn-Wd38SECRET",
+}
+SOURCE_PASSWORD = "pg-pw-Jn71SECRET"
+# What the UI reads through GraphQL: runs (config, tags, every event and error), assets
+# (descriptions, metadata) and resources (configured values).
+METADATA = """metadataEntries { label description __typename
+  ... on TextMetadataEntry { text } ... on JsonMetadataEntry { jsonString }
+  ... on UrlMetadataEntry { url } ... on PathMetadataEntry { path }
+  ... on MarkdownMetadataEntry { mdStr } }"""
+UI_QUERY = """query($repository: RepositorySelector!) {
+  runsOrError { ... on Runs { results { runId runConfigYaml tags { key value }
+  eventConnection { events { __typename ... on MessageEvent { message }
+    ... on ErrorEvent { error { message stack cause { message stack } } }
+    ... on MaterializationEvent { $METADATA } ... on ObservationEvent { $METADATA }
+    ... on ExecutionStepFailureEvent { error { message stack cause { message stack } } } } } } } }
+  assetNodes { assetKey { path } description opNames $METADATA }
+  allTopLevelResourceDetailsOrError(repositorySelector: $repository) {
+    ... on ResourceDetailsList { results { name description
+    configuredValues { key value type } } } } }""".replace("$METADATA", METADATA)
+
+
+def test_no_secret_reaches_a_log_a_run_record_an_alert_an_error_or_the_ui(
+    lake, peers, log, monkeypatch, tmp_path
+):
+    """Every secret set at once: a run that succeeds, and one whose source (a URL with a
+    password) is unreachable; then their alerts. The secrets' values appear nowhere: not in the
+    instance's runs, tags and events (errors included), the logs, the alerts sent, the lake's
+    files, nor what the UI shows through GraphQL."""
+    from dagster_graphql.test.utils import (
+        define_out_of_process_context,
+        execute_dagster_graphql,
+        infer_repository_selector,
+    )
+
+    from spotify_assets.defs import policies
+
+    receiver, mail = peers
+    receiver.requests.clear(), mail.messages.clear()
+    settings, source, _ = lake
+    for name, value in MORE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    # An instance on disk, as `dagster dev` has: its files are scanned too, and the UI reads it.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    instance = DagsterInstance.local_temp(str(home))
+    lake = (settings, source, instance)
+    assert run_assets(lake, "bronze/dim_user", "bronze/dim_artist").success
+    # Nothing listens on port 9; the source is retried, then the run fails naming it, masked.
+    unreachable = f"postgresql+psycopg://lakehouse:{SOURCE_PASSWORD}@127.0.0.1:9/spotify"
+    monkeypatch.setenv("SPOTIFY_SOURCE_DB_URL", unreachable)
+    monkeypatch.setattr(policies, "FIRST_RETRY_SECONDS", 0.01)
+    failing = (replace(settings, source_db_url=unreachable), *lake[1:])
+    failed = run_assets(failing, "bronze/dim_user")
+    assert not failed.success
+    [error] = [e.event_specific_data.error for e in failed.all_events if e.is_step_failure]
+    chain, current = [], error  # the error and its chain of causes
+    while current is not None:
+        chain.append(current.message)
+        current = current.cause
+    assert any(
+        "source postgresql+psycopg://lakehouse:***@127.0.0.1:9/spotify (host 127.0.0.1) "
+        "unreachable" in m
+        for m in chain
+    ), chain
+    assert evaluate(lake, "run_failure_alerts", failed.run_id) is None
+    assert receiver.requests and mail.messages
+
+    texts = [str(r) for r in receiver.requests] + [m.as_string() for m in mail.messages]
+    texts += [log.text, *chain]
+    for run in instance.get_runs():
+        texts += [str(run.tags), str(run.run_config)]
+        texts += [str(r) for r in instance.all_logs(run.run_id)]
+    texts += [
+        p.read_bytes().decode("utf-8", "replace")
+        for folder in (Path(settings.lakehouse_root), home)
+        for p in folder.rglob("*")
+        if p.is_file()
+    ]
+    assert any((home / "storage").rglob("*")), "the instance wrote nothing to disk"
+    definitions = str(Path(__file__).parents[1] / "spotify_assets" / "definitions.py")
+    with define_out_of_process_context(definitions, "defs", instance) as context:
+        repository = infer_repository_selector(context)
+        answer = execute_dagster_graphql(context, UI_QUERY, {"repository": repository})
+    assert not answer.errors, answer.errors
+    runs = answer.data["runsOrError"]["results"]
+    assert {r["runId"] for r in runs} >= {failed.run_id}
+    assert any(v["type"] == "ENV_VAR" for r in answer.data["allTopLevelResourceDetailsOrError"][
+        "results"] for v in r["configuredValues"])  # fmt: skip
+    ui = json.dumps(answer.data)
+    texts.append(ui)
+    # The scan reaches where a secret would be: the masked URL is in the events, the files of
+    # the instance and what the UI shows.
+    masked = "lakehouse:***@127.0.0.1:9"
+    assert masked in ui and any(masked in t for t in texts[:-1])
+
+    secrets = [HOOK_SIGNATURE, SMTP_PASSWORD, SOURCE_PASSWORD, *MORE_SECRETS.values()]
+    leaks = {
+        s: t[max(0, t.find(s) - 150) : t.find(s) + 50] for s in secrets for t in texts if s in t
+    }
+    assert leaks == {}

@@ -143,8 +143,8 @@ def test_postgres_source_with_a_concurrent_insert_during_extraction(
     original = SourceDatabase.stream
     inserted = []
 
-    def stream_with_concurrent_insert(self, stmt, schema, what):
-        for i, batch in enumerate(original(self, stmt, schema, what)):
+    def stream_with_concurrent_insert(self, stmt, schema, what, *rest):
+        for i, batch in enumerate(original(self, stmt, schema, what, *rest)):
             if i == 0 and not inserted and what == "reading FactStream":
                 with self.engine.begin() as conn:  # commits while the read is in progress
                     conn.execute(text("INSERT INTO \"FactStream\" VALUES (7001, 1, 2, 20260101, "

@@ -1,17 +1,32 @@
-"""A run killed with SIGKILL inside bronze's writes loses nothing and shows nothing half written
-(spotify_assets_tests/crash_harness.py). The tests try bronze's most telling points; `make crash`
-tries every point of every layer (about 40; each trial is two runs in fresh processes)."""
+"""Runs killed with SIGKILL, and runs that collide, lose nothing and show nothing half written
+(spotify_assets_tests/crash_harness.py).
+
+- A bronze run killed inside its writes: the tests try bronze's most telling points; `make crash`
+  tries every point of every layer (about 40; each trial is two runs in fresh processes).
+- Two runs of the same bronze windows at once, in two processes, with no pool between them (a
+  second code location, or a run launched by hand): Delta's optimistic concurrency refuses the
+  later commit, the step retries it as a transient failure, and the tables equal one run's.
+"""
 
 from __future__ import annotations
+
+import shutil
+
+import pytest
 
 from spotify_assets_tests import crash_harness
 from spotify_assets_tests.crash_harness import KillPoint
 
 
+@pytest.fixture(scope="module")
+def prepared(spark, tmp_path_factory):
+    """A seeded source, the lake before bronze, and one uninterrupted bronze run's tables."""
+    return crash_harness.prepare(spark, tmp_path_factory.mktemp("crash"), layers=("bronze",))
+
+
 def test_a_bronze_run_killed_inside_its_writes_recovers_to_the_uninterrupted_tables(
-    spark, tmp_path
+    spark, prepared
 ):
-    prepared = crash_harness.prepare(spark, tmp_path, layers=("bronze",))
     # The watcher sees bronze's writes: data files before a commit, commits, state documents.
     found = {(p.event, p.target) for p in prepared.points["bronze"]}
     for entity in ("fact_stream", "dim_user", "dim_artist", "dim_track", "dim_date"):
@@ -27,3 +42,16 @@ def test_a_bronze_run_killed_inside_its_writes_recovers_to_the_uninterrupted_tab
         assert trial.half_written == [], f"{point}: a reader saw {trial.half_written}"
         assert trial.rerun_failed == "", trial.rerun_failed
         assert trial.differing == [], f"{point}: after the re-run {trial.differing} differ"
+
+
+def test_two_runs_of_the_same_windows_at_once_leave_what_one_run_leaves(spark, prepared):
+    root = prepared.work / "together"
+    shutil.copytree(prepared.starts["bronze"], root)
+    logs = ("first.log", "second.log")
+    runs = [crash_harness.start_layer(root, "bronze", log) for log in logs]
+    for run, log in zip(runs, logs, strict=True):
+        crash_harness.finish(run, root, f"the run logging to {log}", log)
+    now = crash_harness.digest(spark, root / "lake", "bronze")
+    assert now == prepared.after["bronze"]  # no version twice, none missing
+    retried = [log for log in logs if "Transient failure" in (root / log).read_text()]
+    print(f"runs that met the other's commit and retried: {retried or 'none'}")

@@ -65,7 +65,7 @@ def test_extraction_streams_bounded_arrow_batches(source):
     assert sizes == [100, 100, 100, 33]  # 333 streams that day, chunks of at most chunk_rows
     assert schema.names == [
         "stream_id", "user_id", "track_id", "date_key", "listen_duration", "device_type",
-        "stream_timestamp",
+        "stream_timestamp", "_rescued_data",
     ]  # fmt: skip
     assert str(schema.field("stream_timestamp").type) == "timestamp[us, tz=UTC]"
 
@@ -238,3 +238,53 @@ def test_an_azure_sql_url_loads_microsofts_driver_and_a_failed_handshake_is_name
     )
     assert "error was encountered during handshakes before login" in message
     assert "S3cr3t-pw" not in message
+
+
+def test_values_that_do_not_fit_their_type_are_rescued_and_unplaceable_rows_land_apart(source):
+    """SQLite keeps any value in any column. In a window, a value that does not fit is NULL with
+    its text in `_rescued_data` (never truncated: 1.5 is not 1); a row whose watermark or key
+    cannot place it is read with the NULL-watermark rows; the window's statistics agree."""
+    with source.engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(text(
+            'SELECT stream_id FROM "FactStream" WHERE stream_timestamp < \'2026-01-02\' '
+            "ORDER BY stream_id LIMIT 5"
+        ))]  # fmt: skip
+        for stream_id, change in zip(ids, (
+            "listen_duration = 1.5", "listen_duration = 'long'", "date_key = 3000000000",
+            "stream_timestamp = '2026-01-01 25:00:00'", "stream_id = 'x-1'",
+        ), strict=True):  # fmt: skip
+            conn.execute(text(f'UPDATE "FactStream" SET {change} WHERE stream_id = {stream_id}'))
+    day_end = datetime(2026, 1, 2, tzinfo=UTC)
+    schema, batches = source.read_window(STREAMS, None, day_end)
+    assert schema.names[-1] == "_rescued_data"
+    rows = {r["stream_id"]: r for b in batches for r in b.to_pylist()}
+    assert [(rows[i]["listen_duration"], rows[i]["date_key"], rows[i]["_rescued_data"])
+            for i in ids[:3]] == [
+        (None, 20260101, '{"listen_duration": "1.5"}'),
+        (None, 20260101, '{"listen_duration": "long"}'),
+        (rows[ids[2]]["listen_duration"], None, '{"date_key": "3000000000"}'),
+    ]  # fmt: skip
+    assert ids[3] not in rows and ids[4] not in rows
+    assert sum(r["_rescued_data"] is not None for r in rows.values()) == 3
+    _, apart = source.read_null_watermarks(STREAMS)
+    unplaced = sorted(
+        (r["stream_id"] or 0, r["_rescued_data"]) for b in apart for r in b.to_pylist()
+    )
+    assert unplaced == [
+        (0, '{"stream_id": "x-1"}'),
+        (ids[3], '{"stream_timestamp": "2026-01-01 25:00:00"}'),
+    ]
+    stats = source_window_stats(source, STREAMS, START, date(2026, 1, 2))
+    assert stats[START].rows == len(rows)
+
+
+def test_a_key_or_watermark_that_does_not_fit_inside_a_window_stops_the_read(source):
+    from spotify_assets.source.resource import UnreadableValue, to_batch
+
+    schema = source.landing_schema(source.table(STREAMS))
+    row = (1, 2, 3, 20260101, 60, "Mobile", "2026-01-01 10:00:00.000000")
+    assert to_batch([row], schema, ("stream_id",)).to_pylist()[0]["_rescued_data"] is None
+    bad = ("one", *row[1:])
+    with pytest.raises(UnreadableValue, match=r"^column stream_id: the value 'one' does not fit"):
+        to_batch([bad], schema, ("stream_id", "stream_timestamp"))
+    assert to_batch([bad], schema).to_pylist()[0]["_rescued_data"] == '{"stream_id": "one"}'

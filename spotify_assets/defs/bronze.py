@@ -62,13 +62,20 @@ def extraction_bounds(
 
 
 def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.Window:
-    """The run's window as a predicate on the watermark column (for silver and gold)."""
+    """The run's window as a predicate on the watermark column (for silver and gold). The
+    table's first window is open below, as its extraction is: it also holds every older row."""
     window = context.partition_time_window
+    partitions = context.assets_def.partitions_def
+    assert partitions is not None
+    first_key = partitions.get_first_partition_key()
+    assert first_key is not None
+    open_below = window.start.date() <= first_day(source, date.fromisoformat(first_key))
     if source.watermark_is_date:
-        return delta.Window(source.watermark, window.start.date(), window.end.date())
-    return delta.Window(
-        source.watermark, window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
-    )
+        start: date | datetime = window.start.date()
+        end: date | datetime = window.end.date()
+    else:
+        start, end = window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+    return delta.Window(source.watermark, start, end, open_below=open_below)
 
 
 def stage(batches, schema, path: str, stats: StatsAccumulator | None = None) -> int:

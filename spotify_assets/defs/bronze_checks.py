@@ -154,12 +154,13 @@ def _reconcile(context, source_db, session, lakehouse, source, first, scope, ver
     run_id = context.op_execution_context.run_id
     staging = storage.join(lakehouse.root, "_staging", source.entity, f"check-{run_id}.parquet")
     table = source_db.table(source)
-    cols = [table.c[source.key], table.c[source.watermark]]
+    cols = [c for c in source_db.columns(table) if c.name in (source.key, source.watermark)]
     stmt = select(*cols).where(*source_db.window_filter(table, source, scope.low, scope.high))
     full = source_db.arrow_schema(table)
     schema = pa.schema([full.field(source.key), full.field(source.watermark)])
     try:
-        stage(source_db.stream(stmt, schema, f"reconciling {source.name}"), schema, staging)
+        batches = source_db.stream(stmt, schema, f"reconciling {source.name}", schema.names)
+        stage(batches, schema, staging)
         src = session.read.parquet(staging)
         if source.watermark_is_date:
             day = F.col(source.watermark)
@@ -218,7 +219,8 @@ def _caught_up(source_db: SourceDatabase, source: SourceTable, doc) -> AssetChec
 
     def newest():
         with source_db.engine.connect() as conn:
-            return conn.execute(select(func.max(wm))).scalar()
+            placed = source_db.placeable(table, source)  # unplaceable rows sort apart
+            return conn.execute(select(func.max(wm)).where(*placed)).scalar()
 
     source_high = iso(source_db.with_retries(f"reading the newest {source.name}", newest))
     bronze_high = doc.high_watermark

@@ -52,7 +52,10 @@ def table_from_row(row: dict[str, Any], engine: Engine) -> SourceTable:
     watermark = validate_identifier(str(row.get("watermark_column") or ""), "watermark column")
     if schema:
         validate_identifier(schema, "schema name")
-    options = json.loads(row.get("options") or "{}")
+    try:
+        options = json.loads(row.get("options") or "{}")
+    except json.JSONDecodeError:
+        options = None
     if not isinstance(options, dict):
         raise ValueError(f"options must be a JSON object, got {row.get('options')!r}")
     unknown = set(options) - {"entity"}

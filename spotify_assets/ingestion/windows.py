@@ -139,7 +139,7 @@ def source_window_stats(
             key_sum.label("key_sum"),
             func.max(wm).label("max_wm"),
         )
-        .where(wm.is_not(None), wm < bound)
+        .where(*source_db.placeable(table, source), wm < bound)
         .group_by(day)
     )
 

@@ -149,6 +149,12 @@ def write_windows(
     state = load(state_path)
     now = {d["view"]: delta.table_version(spark, paths[d["view"]]) for d in dimensions}
     run_days = days(run.start.date(), run.end.date())
+    if run.open_below:  # the first window also holds every older row: each older day is built
+        older = F.col(run.column) < F.lit(run.start)
+        below = window_days(fact.where(older), run.column)
+        if delta.exists(spark, path):
+            below |= window_days(delta.read(spark, path).where(older), run.column)
+        run_days = [*sorted(below), *run_days]
     if state is None:  # no record of how the table was built: rebuild everything it holds
         state = AsOfState()
         stale = set()

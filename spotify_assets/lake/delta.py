@@ -23,19 +23,27 @@ from spotify_assets.sql import delta_table, render
 
 @dataclass(frozen=True)
 class Window:
-    """A half-open interval [start, end) over a DATE or TIMESTAMP column; start None is open."""
+    """A half-open interval [start, end) over a DATE or TIMESTAMP column; start None is open.
+    `open_below`: a partition window that also holds every older row (a table's first), its
+    start kept as the partition's own."""
 
     column: str
     start: datetime | date | None
     end: datetime | date | None
+    open_below: bool = False
+
+    @property
+    def lower(self) -> datetime | date | None:
+        """The bound the predicate applies below: None when open."""
+        return None if self.open_below else self.start
 
     def predicate(self, alias: str | None = None) -> str:
         column = f"`{validate_identifier(self.column, 'column')}`"
         if alias:
             column = f"{validate_identifier(alias, 'alias')}.{column}"
         parts = [f"{column} IS NOT NULL"]
-        if self.start is not None:
-            parts.append(f"{column} >= {_literal(self.start)}")
+        if self.lower is not None:
+            parts.append(f"{column} >= {_literal(self.lower)}")
         if self.end is not None:
             parts.append(f"{column} < {_literal(self.end)}")
         return " AND ".join(parts)
@@ -45,7 +53,7 @@ class Window:
         are UTC, whatever the machine's time zone."""
         return {
             name: value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
-            for name, value in (("window_start", self.start), ("window_end", self.end))
+            for name, value in (("window_start", self.lower), ("window_end", self.end))
             if value is not None
         }
 
@@ -133,7 +141,7 @@ def insert_new_versions(
         source=view,
         keys=keys,
         window_column=window.column,
-        has_start=window.start is not None,
+        has_start=window.lower is not None,
         has_end=window.end is not None,
         evolve_schema=bool(change.added),
     )

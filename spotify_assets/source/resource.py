@@ -9,14 +9,16 @@ the password masked.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import ConfigurableResource
 from sqlalchemy import (
     BigInteger,
@@ -29,16 +31,21 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     SmallInteger,
+    String,
     Table,
+    and_,
     create_engine,
+    false,
     func,
     make_url,
+    or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from spotify_assets.catalog import SourceTable, validate_identifier
+from spotify_assets.catalog import RESCUED, SourceTable, validate_identifier
 from spotify_assets.settings import _sqlite_url_absolute
 from spotify_assets.source import pg_arrow
 
@@ -105,14 +112,68 @@ def arrow_type(column) -> pa.DataType:
     return pa.string()
 
 
-def to_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
-    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
-    arrays = []
-    for field, values in zip(schema, columns, strict=True):
-        if pa.types.is_string(field.type):
-            values = [None if v is None else str(v) for v in values]
-        arrays.append(pa.array(values, type=field.type))
+class UnreadableValue(ValueError):
+    """A source value that does not fit its column's type where no row can hold it rescued
+    (a key or watermark inside a window)."""
+
+
+RESCUE_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
+def to_batch(
+    rows: Sequence[Any], schema: pa.Schema, required: Collection[str] = ()
+) -> pa.RecordBatch:
+    """Rows (tuples in the order of `schema`'s source columns) as an Arrow batch of `schema`.
+
+    SQLite keeps any value in any column: a value that does not fit its column's type (text in
+    an INTEGER column, 1.5 or 3e9 in an INT, an unreadable date) is set NULL and kept, as text,
+    in the row's `_rescued_data` JSON object (Auto Loader's rescue) when `schema` ends with that
+    column. A `required` column's value (the key and watermark that place a row) is never
+    rescued: it raises UnreadableValue naming the column and the value, and nothing is landed.
+    """
+    fields = [f for f in schema if f.name != RESCUED]
+    columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [[] for _ in fields]
+    rescued: dict[int, dict[str, str]] = {}
+    arrays = [_column(f, values, rescued) for f, values in zip(fields, columns, strict=True)]
+    for held in rescued.values():
+        for name, value in held.items():
+            if name in required or len(fields) == len(schema):
+                raise UnreadableValue(
+                    f"column {name}: the value {value!r} does not fit its type "
+                    f"({schema.field(name).type})"
+                )
+    if len(fields) < len(schema):
+        notes = [json.dumps(rescued[i], sort_keys=True) if i in rescued else None
+                 for i in range(len(rows))]  # fmt: skip
+        arrays.append(pa.array(notes, type=pa.string()))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _column(field: pa.Field, values: Sequence[Any], rescued: dict[int, dict[str, str]]):
+    if pa.types.is_string(field.type):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    try:
+        return _convert(values, field.type)
+    except RESCUE_ERRORS:
+        pass
+    kept = []
+    for i, value in enumerate(values):
+        try:
+            _convert([value], field.type)
+            kept.append(value)
+        except RESCUE_ERRORS:
+            kept.append(None)
+            rescued.setdefault(i, {})[field.name] = str(value)
+    return _convert(kept, field.type)
+
+
+def _convert(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    """Values as an array of `type_` by a safe cast (never truncating 1.5 to 1); dates and
+    times may come as ISO text (SQLite), naive times are UTC."""
+    inferred = pa.array(values)
+    if pa.types.is_timestamp(type_) and pa.types.is_string(inferred.type):
+        inferred = pc.cast(inferred, pa.timestamp(type_.unit))
+    return pc.cast(inferred, type_, safe=True)
 
 
 class SourceDatabase(ConfigurableResource):
@@ -128,6 +189,11 @@ class SourceDatabase(ConfigurableResource):
     @property
     def engine(self) -> Engine:
         return _engine(_sqlite_url_absolute(self.url))
+
+    @property
+    def backend(self) -> str:
+        """sqlite, postgresql, mssql: from the URL, without loading the driver."""
+        return make_url(self.url).get_backend_name()
 
     @property
     def display_url(self) -> str:
@@ -208,28 +274,58 @@ class SourceDatabase(ConfigurableResource):
             return None
         return value.date() if source.watermark_is_date else value.replace(tzinfo=None)
 
+    def placeable(self, table: Table, source: SourceTable) -> list[ColumnElement[bool]]:
+        """What a row needs to belong to a daily window: a watermark, and on SQLite (which keeps
+        any value in any column) a watermark that is date text and an integer key that is an
+        integer. A row without them is landed apart (`read_unplaced`), never lost."""
+        wm, key = table.c[source.watermark], table.c[source.key]
+        conditions: list[ColumnElement[bool]] = [wm.is_not(None)]
+        if self.backend == "sqlite":
+            parsed = func.date(wm) if source.watermark_is_date else func.datetime(wm)
+            conditions += [
+                func.typeof(wm) == "text",
+                wm.op("GLOB")("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"),
+                parsed.is_not(None),
+            ]
+            if isinstance(key.type, Integer):
+                conditions.append(func.typeof(key) == "integer")
+        return conditions
+
     def window_filter(
         self, table: Table, source: SourceTable, start: datetime | None, end: datetime | None
     ) -> list[ColumnElement[bool]]:
-        """Watermark in [start, end); None bounds are open. NULL watermarks never match."""
+        """Watermark in [start, end); None bounds are open. Unplaceable rows never match."""
         wm = table.c[source.watermark]
         low, high = self.bound(source, start), self.bound(source, end)
-        conditions: list[ColumnElement[bool]] = [wm.is_not(None)]
+        conditions = self.placeable(table, source)
         if low is not None:
             conditions.append(wm >= low)
         if high is not None:
             conditions.append(wm < high)
         return conditions
 
+    def columns(self, table: Table) -> list[ColumnElement[Any]]:
+        """The table's columns to select; on SQLite dates and times as their stored text, which
+        `to_batch` parses (SQLAlchemy's own parsing raises on an unreadable one)."""
+        if self.backend != "sqlite":
+            return list(table.columns)
+        return [
+            type_coerce(c, String).label(c.name) if isinstance(c.type, Date | DateTime) else c
+            for c in table.columns
+        ]
+
     def extract_statement(
         self, table: Table, source: SourceTable, start: datetime | None, end: datetime | None
     ):
         conditions = self.window_filter(table, source, start, end)
-        return select(table).where(*conditions).order_by(table.c[source.key])
+        return select(*self.columns(table)).where(*conditions).order_by(table.c[source.key])
 
-    def stream(self, stmt, schema: pa.Schema, what: str) -> Iterator[pa.RecordBatch]:
+    def stream(
+        self, stmt, schema: pa.Schema, what: str, required: Collection[str] = ()
+    ) -> Iterator[pa.RecordBatch]:
         """Run `stmt` in one read and yield its rows (of `schema`) as Arrow batches of at most
-        chunk_rows.
+        chunk_rows; a trailing `_rescued_data` column in `schema` takes what SQLite holds that
+        does not fit its column (see `to_batch`).
 
         The connection is retried only before the first row arrives; a failure mid-stream
         raises, and the caller writes nothing (a partial window is never landed). On PostgreSQL
@@ -241,7 +337,12 @@ class SourceDatabase(ConfigurableResource):
                 stmt.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
             )
             conn = self.with_retries(what, lambda: pg_arrow.connect(self.url))
-            yield from pg_arrow.arrow_batches(conn, sql, schema)
+            typed = pa.schema([f for f in schema if f.name != RESCUED])
+            for batch in pg_arrow.arrow_batches(conn, sql, typed):
+                if len(typed) < len(schema):  # a typed source has nothing to rescue
+                    nothing = pa.nulls(batch.num_rows, pa.string())
+                    batch = pa.RecordBatch.from_arrays([*batch.columns, nothing], schema=schema)
+                yield batch
             return
         conn = self.with_retries(
             what, lambda: self.engine.connect().execution_options(stream_results=True)
@@ -249,7 +350,14 @@ class SourceDatabase(ConfigurableResource):
         with conn:
             result = conn.execute(stmt)
             while rows := result.fetchmany(self.chunk_rows):
-                yield to_batch(rows, schema)
+                try:
+                    yield to_batch(rows, schema, required)
+                except UnreadableValue as exc:
+                    raise UnreadableValue(f"{what} from {self.display_url}: {exc}") from None
+
+    def landing_schema(self, table: Table) -> pa.Schema:
+        """The source columns as Arrow types, then `_rescued_data`."""
+        return self.arrow_schema(table).append(pa.field(RESCUED, pa.string()))
 
     def read_window(
         self, source: SourceTable, start: datetime | None, end: datetime | None
@@ -257,16 +365,21 @@ class SourceDatabase(ConfigurableResource):
         """Rows whose watermark falls in [start, end) (None: unbounded), as Arrow batches."""
         table = self.table(source)
         stmt = self.extract_statement(table, source, start, end)
-        schema = self.arrow_schema(table)
-        return schema, self.stream(stmt, schema, f"reading {source.name}")
+        schema = self.landing_schema(table)
+        required = (source.key, source.watermark)
+        return schema, self.stream(stmt, schema, f"reading {source.name}", required)
 
     def read_null_watermarks(
         self, source: SourceTable
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Rows whose watermark is NULL: no window holds them, so they are landed apart."""
+        """Rows no window can hold (a NULL watermark; on SQLite also an unreadable watermark or
+        key, see `placeable`): they are landed apart, their unreadable values rescued."""
         table = self.table(source)
+        placed = and_(*self.placeable(table, source))
         stmt = (
-            select(table).where(table.c[source.watermark].is_(None)).order_by(table.c[source.key])
+            select(*self.columns(table))
+            .where(or_(table.c[source.watermark].is_(None), ~func.coalesce(placed, false())))
+            .order_by(table.c[source.key])
         )
-        schema = self.arrow_schema(table)
+        schema = self.landing_schema(table)
         return schema, self.stream(stmt, schema, f"reading NULL-watermark rows of {source.name}")

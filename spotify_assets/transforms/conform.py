@@ -60,7 +60,7 @@ def conform(
     silver table in messages (default: its name in the local catalog)."""
     table = table or table_name(Layer.SILVER, contract.entity)
     types = {f.name: f.dataType for f in bronze.schema.fields}
-    data = [c for c in bronze.columns if c not in INTERNAL and c != SOURCE_FILE]
+    data = [c for c in bronze.columns if c not in (*INTERNAL, SOURCE_FILE, RESCUED)]
     history.follow_contract(contract)
     history.settle_types({c: types[c].simpleString() for c in data})
     declared = {n: t for n, t in history.columns(contract)}
@@ -108,7 +108,10 @@ def conform(
 
     # One projection of bronze: the rescue expressions read the raw values, not the typed ones.
     frame = bronze.select(
-        *selected, _rescued(rescue).alias(RESCUED), *_ignored_flags(result), *INTERNAL
+        *selected,
+        _rescued(rescue, RESCUED in bronze.columns).alias(RESCUED),
+        *_ignored_flags(result),
+        *INTERNAL,
     )
     for name, expression in contract.derived:
         frame = frame.withColumn(name, F.expr(expression))
@@ -118,13 +121,23 @@ def conform(
     return result
 
 
-def _rescued(entries: list[Column]) -> Column:
-    """A JSON object of the rescued values and the row's bronze file; NULL when none."""
-    if not entries:
+def _rescued(entries: list[Column], from_bronze: bool) -> Column:
+    """A JSON object of the rescued values (bronze's own, for values the source could not type,
+    then silver's) and the row's bronze file; NULL when none."""
+    parts = []
+    if from_bronze:
+        landed = F.from_json(F.col(RESCUED), "map<string,string>")
+        parts.append(F.coalesce(F.map_entries(landed), F.array().cast(ENTRIES)))
+    if entries:
+        parts.append(F.filter(F.array(*entries), lambda e: e.isNotNull()))
+    if not parts:
         return F.lit(None).cast("string")
-    present = F.filter(F.array(*entries), lambda e: e.isNotNull())
+    present = F.concat(*parts) if len(parts) > 1 else parts[0]
     location = F.array(_entry("_file_path", F.col(SOURCE_FILE)))
     return F.when(F.size(present) > 0, F.to_json(F.map_from_entries(F.concat(present, location))))
+
+
+ENTRIES = "array<struct<key:string,value:string>>"
 
 
 IGNORED_VALUES = "_ignored_values"

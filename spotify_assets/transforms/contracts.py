@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from spotify_assets.catalog import validate_identifier
+from spotify_assets.catalog import RESCUED, validate_identifier
 
-RESCUED = "_rescued_data"
+__all__ = ["RESCUED"]
 
 
 class Evolution(StrEnum):
