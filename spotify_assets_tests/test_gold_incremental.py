@@ -44,7 +44,13 @@ def rows_of(events):
 
 @pytest.fixture
 def lake(tmp_path):
-    settings = make_settings(tmp_path)
+    return lake_at(tmp_path)
+
+
+def lake_at(root) -> dict:
+    """The resources of a lake under `root`, and the paths of dim_user's log, table and
+    quarantine."""
+    settings = make_settings(root)
     resources = build_resources(settings)
     lakehouse = resources["lakehouse"]
     return {

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spotify_assets_tests.conftest import START, make_settings
-from spotify_assets_tests.test_gold_incremental import run, sync, table
+from spotify_assets_tests.test_gold_incremental import lake_at, run, sync, table
 
 settings.register_profile(
     "default", max_examples=4, deadline=None, derandomize=True,
@@ -50,20 +50,6 @@ def quarantined(spark, lake: dict) -> list:
     return quarantine(spark, lake) if delta.exists(spark, lake["quarantine"]) else []
 
 
-def lake_for(root: Path) -> dict:
-    from spotify_assets.catalog import Layer
-    from spotify_assets.resources import build_resources
-
-    resources = build_resources(make_settings(root))
-    lakehouse = resources["lakehouse"]
-    return {
-        "resources": resources,
-        "log": lakehouse.path(Layer.SILVER, "dim_user_versions"),
-        "table": lakehouse.path(Layer.GOLD, "dim_user"),
-        "quarantine": lakehouse.path(Layer.GOLD, "dim_user_quarantine"),
-    }
-
-
 @given(
     data=st.data(), versions=st.dictionaries(VERSION_KEYS, VERSION_VALUES, min_size=1, max_size=7)
 )
@@ -77,7 +63,7 @@ def test_gold_history_follows_batches_in_any_order_and_equals_a_rebuild(spark, d
     )
     root = Path(tempfile.mkdtemp(prefix="property-"))
     try:
-        lake = lake_for(root)
+        lake = lake_at(root)
         landed: dict = {}
         for batch in batches:
             for key in batch:  # a redelivered version is already there: nothing changes
