@@ -226,7 +226,8 @@ def build_bronze_asset(
             )
         if null_rows:
             context.log.warning(
-                f"{source.name}: {null_rows} row(s) with a NULL {source.watermark} landed in "
+                f"{source.name}: {null_rows} row(s) no daily window can hold (a NULL or "
+                f"unreadable {source.watermark}, or an unreadable {source.key}) landed in "
                 f"bronze/{null_watermark_entity(source)}"
             )
         window_days = days(max(window.start.date(), first), window.end.date())
