@@ -25,6 +25,7 @@ from spotify_assets.defs.bronze import (
 )
 from spotify_assets.defs.gold import AS_OF_DIMENSIONS, DIMENSIONS, quarantine_entity
 from spotify_assets.defs.silver import versions_entity
+from spotify_assets.ingestion.conflicts import conflicting_entity, land_versions
 from spotify_assets.lake import change_log, delta, storage
 from spotify_assets.resources import Lakehouse
 from spotify_assets.source.resource import SourceDatabase
@@ -75,18 +76,19 @@ def bronze(spark, source_db, source: SourceTable, lake: Lakehouse, first, start,
     staging = storage.join(lake.root, "_staging", source.entity, "bare")
     try:
         schema, batches = source_db.read_window(source, low, high)
-        stage(batches, schema, storage.join(staging, "window.parquet"))
+        rows = stage(batches, schema, storage.join(staging, "window.parquet"))
         frame = read_staged(spark, storage.join(staging, "window.parquet"))
         bound = SourceDatabase.bound
         target = delta.Window(source.watermark, bound(source, low), bound(source, high))
-        keys = [c.name for c in source_db.table(source).primary_key.columns]
-        delta.insert_new_versions(
+        land_versions(
             spark,
             frame,
+            rows,
             lake.path(Layer.BRONZE, source.entity),
+            lake.path(Layer.BRONZE, conflicting_entity(source.entity)),
             [source.key, source.watermark],
             target,
-            keys_unique=keys == [source.key],
+            keys_unique=source_db.keyed_by(source),
         )
         null_schema, null_batches = source_db.read_null_watermarks(source)
         if stage(null_batches, null_schema, storage.join(staging, "null.parquet")):

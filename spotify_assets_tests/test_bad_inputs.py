@@ -14,16 +14,18 @@ from typing import Any
 
 import pytest
 import yaml
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from sqlalchemy import create_engine, func, select, text, update
 
 from spotify_assets.catalog import RESCUED, SOURCE_TABLES, Layer, SourceTable, table_path
 from spotify_assets.defs.bronze import null_watermark_entity
+from spotify_assets.defs.bronze_checks import RECONCILES
 from spotify_assets.defs.gold import quarantine_entity
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.config import load_catalog
+from spotify_assets.ingestion.conflicts import conflicting_entity
 from spotify_assets.lake import delta
 from spotify_assets.materialize import materialize_range
 from spotify_assets.settings import ConfigError, load_settings
@@ -51,10 +53,24 @@ def tried(tmp_path_factory, spark):
     settings = make_settings(tmp_path_factory.mktemp("bad-inputs"))
     source = SourceDatabase(url=settings.source_db_url)
     simulator.seed(source.engine, seed_value=3, start=START, days=SEEDED_DAYS, echo=lambda _: None)
+    for name in CORPUS["without_primary_key"]:
+        drop_primary_key(source, name)
     keys = apply(source, ROWS)
     with DagsterInstance.ephemeral() as instance:
         result = materialize_range(settings, START, LAST_DAY, instance, say=lambda _: None)
     return settings, source, keys, result
+
+
+def drop_primary_key(source: SourceDatabase, name: str) -> None:
+    """Rebuild the table with its columns' declared types and no constraint at all."""
+    with source.engine.begin() as conn:
+        columns = conn.execute(text(f'PRAGMA table_info("{name}")')).all()
+        declared = ", ".join(f'"{c.name}" {c.type}' for c in columns)
+        conn.execute(text(f'CREATE TABLE "{name}_loose" ({declared})'))
+        conn.execute(text(f'INSERT INTO "{name}_loose" SELECT * FROM "{name}"'))
+        conn.execute(text(f'DROP TABLE "{name}"'))
+        conn.execute(text(f'ALTER TABLE "{name}_loose" RENAME TO "{name}"'))
+    assert SourceDatabase(url=str(source.engine.url)).keyed_by(SOURCES[name]) is False
 
 
 def apply(source: SourceDatabase, entries: list[dict]) -> dict[str, Any]:
@@ -100,11 +116,14 @@ def the_row(df: DataFrame | None, column: str, value: Any) -> dict[str, Any]:
 
 
 def source_value(source: SourceDatabase, table: SourceTable, key: Any, column: str) -> Any:
+    """The key's value in `column` (the same in every copy of a copied row)."""
     with source.engine.connect() as conn:
-        return conn.execute(
-            text(f'SELECT "{column}" FROM "{table.name}" WHERE "{table.key}" = :key'),
+        values = conn.execute(
+            text(f'SELECT DISTINCT "{column}" FROM "{table.name}" WHERE "{table.key}" = :key'),
             {"key": key},
-        ).scalar_one()
+        ).scalars()
+        (value,) = values.all()
+    return value
 
 
 def rescued_of(row: dict[str, Any]) -> dict[str, str]:
@@ -119,6 +138,11 @@ def test_each_bad_row_ends_where_the_corpus_says(spark, tried, entry):
     table, expect = SOURCES[entry["table"]], entry["expect"]
     key, outcome = expect.get("key", keys[entry["id"]]), expect["outcome"]
     silver = read(spark, settings, Layer.SILVER, table.entity)
+    bronze = read(spark, settings, Layer.BRONZE, table.entity)
+    assert bronze is not None
+    if outcome == "copied":  # one version, then like any row in gold
+        assert bronze.where(F.col(table.key) == key).count() == 1
+        outcome = "gold"
     if outcome == "gold":
         row = the_row(gold_rows(spark, settings, table), table.key, key)
         for column, value in expect.get("values", {}).items():
@@ -147,9 +171,14 @@ def test_each_bad_row_ends_where_the_corpus_says(spark, tried, entry):
         assert len(matches) == 1, matches
         assert rescued_of(matches[0]) == expect.get("rescued", {})
         return
+    elif outcome == "conflicting":
+        apart = read(spark, settings, Layer.BRONZE, conflicting_entity(table.entity))
+        assert apart is not None and apart.where(F.col(table.key) == key).count() == expect["rows"]
+        for layer in (bronze, gold_rows(spark, settings, table)):
+            assert layer.where(F.col(table.key) == key).count() == 0
+        return
     elif outcome == "pending":
-        bronze = read(spark, settings, Layer.BRONZE, table.entity)
-        assert bronze is not None and bronze.where(F.col(table.key) == key).count() == 0
+        assert bronze.where(F.col(table.key) == key).count() == 0
         assert source_value(source, table, key, table.key) == key
         return
     else:
@@ -164,10 +193,15 @@ def accounting(spark, settings, source: SourceDatabase) -> dict[str, dict[str, i
         sql_table = source.table(table)
         quarantine = read(spark, settings, Layer.GOLD, quarantine_entity(table.entity))
         unplaced = read(spark, settings, Layer.BRONZE, null_watermark_entity(table))
+        apart = read(spark, settings, Layer.BRONZE, conflicting_entity(table.entity))
         later = source.window_filter(sql_table, table, LAST_DAY_END, None)
         with source.engine.connect() as conn:
             pending = conn.execute(select(func.count()).select_from(sql_table).where(*later))
             pending_rows = int(pending.scalar_one())
+            distinct = conn.execute(
+                text(f'SELECT count(*) FROM (SELECT DISTINCT * FROM "{table.name}")')
+            )
+            copies = source.count(table) - int(distinct.scalar_one())
         with source.engine.connect() as conn:
             keys = [
                 k for (k,) in conn.execute(select(sql_table.c[table.key])) if isinstance(k, int)
@@ -180,9 +214,12 @@ def accounting(spark, settings, source: SourceDatabase) -> dict[str, dict[str, i
             "quarantined": quarantine.count() if quarantine is not None else 0,
             "unplaced": unplaced.count() if unplaced is not None else 0,
             "pending": pending_rows,
+            "copies": copies,
+            "conflicting": apart.count() if apart is not None else 0,
         }
         counts["unaccounted"] = counts["source"] - sum(
-            counts[k] for k in ("gold", "quarantined", "unplaced", "pending")
+            counts[k]
+            for k in ("gold", "quarantined", "unplaced", "pending", "copies", "conflicting")
         )
         counts["gold_generated"] = gold.count() - from_source
         figures[table.name] = counts
@@ -206,16 +243,69 @@ def test_every_source_row_is_accounted_for_and_the_run_succeeds(spark, tried):
         **dict.fromkeys(figures, 0), "DimDate": 1,
     }  # fmt: skip
     # The rows the corpus sends to quarantine, apart, or to a later window are exactly those.
-    for outcome in ("quarantined", "unplaced", "pending"):
+    for outcome, column in (
+        ("quarantined", "quarantined"),
+        ("unplaced", "unplaced"),
+        ("pending", "pending"),
+        ("copied", "copies"),
+        ("conflicting", "conflicting"),
+    ):
         expected = {t: 0 for t in figures}
         for entry in ROWS:
             if entry["expect"]["outcome"] == outcome:
-                expected[entry["table"]] += 1
-        assert {t: c[outcome] for t, c in figures.items()} == expected, outcome
+                expected[entry["table"]] += entry["expect"].get("rows", 1)
+        assert {t: c[column] for t, c in figures.items()} == expected, outcome
     # The one late row shows in bronze's freshness check, a warning.
     late = [c for c in result.get_asset_check_evaluations() if not c.passed and
             c.check_name == "caught_up_with_source"]  # fmt: skip
     assert [(c.asset_key.path[-1], c.severity.value) for c in late] == [("fact_stream", "WARN")]
+
+
+def test_conflicting_versions_are_reported_and_leave_once_the_source_settles_them(spark, tried):
+    """Runs last of the row tests: it changes the source and re-runs bronze."""
+    settings, source, keys, result = tried
+    artists = SOURCES["DimArtist"]
+    key = keys["artist-key-conflicting"]
+    assert reported(result, artists) == {"duplicate_source_rows": 1, "conflicting_version_rows": 2}
+    # The rows landed apart are accounted for, so the blocking reconciliation passes.
+    (check,) = [
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key == AssetKey(["bronze", artists.entity]) and c.check_name == RECONCILES
+    ]
+    figures = {k: check.metadata[k].value for k in ("missing_rows", "rows_in_conflicting_versions")}
+    assert (check.passed, figures) == (True, {"missing_rows": 0, "rows_in_conflicting_versions": 2})
+    with source.engine.begin() as conn:
+        conn.execute(
+            text('DELETE FROM "DimArtist" WHERE artist_id = :key AND artist_name LIKE :other'),
+            {"key": key, "other": "% (other)"},
+        )
+    with DagsterInstance.ephemeral() as instance:
+        selection = [AssetKey(["bronze", artists.entity])]
+        again = materialize_range(
+            settings, START, LAST_DAY, instance, say=lambda _: None, selection=selection
+        )
+    assert again.success
+    assert reported(again, artists) == {"duplicate_source_rows": 1, "conflicting_version_rows": 0}
+    apart = read(spark, settings, Layer.BRONZE, conflicting_entity(artists.entity))
+    assert apart is not None and apart.count() == 0
+    bronze = read(spark, settings, Layer.BRONZE, artists.entity)
+    assert bronze is not None
+    (row,) = bronze.where(F.col(artists.key) == key).collect()
+    assert row["artist_name"] == source_value(source, artists, key, "artist_name")
+    assert not row["artist_name"].endswith(" (other)")
+
+
+def reported(run, table: SourceTable) -> dict[str, int]:
+    """What bronze's one-step materialisation of `table` (an event per partition, all alike)
+    reported about repeated (key, watermark) pairs."""
+    names = ("duplicate_source_rows", "conflicting_version_rows")
+    (figures,) = {
+        tuple(e.materialization.metadata[k].value for k in names)
+        for e in run.get_asset_materialization_events()
+        if e.asset_key == AssetKey(["bronze", table.entity])
+    }
+    return dict(zip(names, figures, strict=True))
 
 
 @pytest.mark.parametrize(

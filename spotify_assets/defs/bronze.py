@@ -30,6 +30,7 @@ from spotify_assets.catalog import Layer, SourceTable
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.config import IngestionCatalog
+from spotify_assets.ingestion.conflicts import conflicting_entity, land_versions
 from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, days
 from spotify_assets.lake import delta, storage
 from spotify_assets.lake.metadata import table_metadata
@@ -198,15 +199,15 @@ def build_bronze_asset(
             frame = read_staged(session, storage.join(staging, "window.parquet"))
             bound = SourceDatabase.bound
             target = delta.Window(source.watermark, bound(source, low), bound(source, high))
-            # One read of a table whose primary key is the configured key: no duplicate pairs.
-            primary_key = [c.name for c in source_db.table(source).primary_key.columns]
-            inserted, change = delta.insert_new_versions(
+            landed = land_versions(
                 session,
                 frame,
+                extracted,
                 path,
+                lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity)),
                 [source.key, source.watermark],
                 target,
-                keys_unique=primary_key == [source.key],
+                keys_unique=source_db.keyed_by(source),
             )
             null_schema, null_batches = source_db.read_null_watermarks(source)
             null_rows = stage(null_batches, null_schema, storage.join(staging, "null.parquet"))
@@ -217,8 +218,20 @@ def build_bronze_asset(
                 )
         finally:
             storage.delete_tree(staging)
+        inserted, change = landed.inserted, landed.change
         if change.added:
             context.log.info(f"{source.name}: new source column(s) {list(change.added)} added")
+        if landed.copies:
+            context.log.warning(
+                f"{source.name}: {landed.copies} row(s) exact copies of another row (the source "
+                f"has no primary key on {source.key}): kept once"
+            )
+        if landed.conflicting:
+            context.log.warning(
+                f"{source.name}: {landed.conflicting} row(s) share a ({source.key}, "
+                f"{source.watermark}) with a different row; none can be chosen, so they landed "
+                f"in bronze/{conflicting_entity(source.entity)} until the source settles them"
+            )
         if change.missing:
             context.log.warning(
                 f"{source.name}: column(s) {list(change.missing)} no longer in the source; "
@@ -227,7 +240,7 @@ def build_bronze_asset(
         if null_rows:
             context.log.warning(
                 f"{source.name}: {null_rows} row(s) no daily window can hold (a NULL or "
-                f"unreadable {source.watermark}, or an unreadable {source.key}) landed in "
+                f"unreadable {source.watermark} or {source.key}) landed in "
                 f"bronze/{null_watermark_entity(source)}"
             )
         window_days = days(max(window.start.date(), first), window.end.date())
@@ -248,6 +261,8 @@ def build_bronze_asset(
                 source_rows_in_window=extracted,
                 new_versions=inserted,
                 null_watermark_rows=null_rows,
+                duplicate_source_rows=landed.copies,
+                conflicting_version_rows=landed.conflicting,
                 high_watermark=doc.high_watermark or "",
                 columns_added=list(change.added),
                 columns_missing_in_source=list(change.missing),

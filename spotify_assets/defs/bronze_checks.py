@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from spotify_assets.catalog import Layer, SourceTable
 from spotify_assets.defs.bronze import bronze_key, extraction_bounds, first_day, stage
 from spotify_assets.ingestion import watermarks
+from spotify_assets.ingestion.conflicts import conflicting_entity
 from spotify_assets.ingestion.windows import iso
 from spotify_assets.lake import delta, storage
 from spotify_assets.resources import Lakehouse, SparkResource
@@ -60,7 +61,8 @@ def build_bronze_check(source: SourceTable, first: date) -> AssetChecksDefinitio
             asset=key,
             description=(
                 f"Every `{source.name}` row of every window bronze has extracted, by "
-                f"({source.key}, {source.watermark}), is in bronze: zero missing."
+                f"({source.key}, {source.watermark}), is in bronze, or landed apart as a "
+                "conflicting version: zero missing."
             ),
             blocking=True,
         ),
@@ -137,15 +139,21 @@ def _scope(
 
 def _versions(session, lakehouse: Lakehouse, source: SourceTable, scope: Scope):
     """Bronze's (key, watermark) pairs in the scope's bounds, with how often each appears."""
+    pairs = _pairs(session, lakehouse.path(Layer.BRONZE, source.entity), source, scope)
+    return pairs.count().persist()
+
+
+def _pairs(session, path: str, source: SourceTable, scope: Scope):
+    """The (key, watermark) pairs of a bronze table in the scope's bounds, grouped."""
     keys = [source.key, source.watermark]
-    rows = delta.read(session, lakehouse.path(Layer.BRONZE, source.entity)).select(*keys)
+    rows = delta.read(session, path).select(*keys)
     bound = SourceDatabase.bound
     low, high = bound(source, scope.low), bound(source, scope.high)
     if low is not None:
         rows = rows.where(F.col(source.watermark) >= F.lit(low))
     if high is not None:
         rows = rows.where(F.col(source.watermark) < F.lit(high))
-    return rows.groupBy(*keys).count().persist()
+    return rows.groupBy(*keys)
 
 
 def _reconcile(context, source_db, session, lakehouse, source, first, scope, versions):
@@ -171,16 +179,27 @@ def _reconcile(context, source_db, session, lakehouse, source, first, scope, ver
         )
         keys = [source.key, source.watermark]
         landed = versions.select(*keys).withColumn("_landed", F.lit(True))
+        apart_path = lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity))
+        if delta.exists(session, apart_path):  # conflicting versions are landed, apart
+            apart = _pairs(session, apart_path, source, scope).agg(
+                F.max(F.lit(True)).alias("_apart")
+            )
+            landed = landed.join(apart, keys, "full")
+        else:
+            landed = landed.withColumn("_apart", F.lit(None).cast("boolean"))
         joined = src.join(landed, keys, "left")
+        lost = F.col("_landed").isNull() & F.col("_apart").isNull()
         totals = joined.agg(
             F.count(F.lit(1)).alias("checked"),
-            F.count(F.when(F.col("_landed").isNull(), 1)).alias("missing"),
+            F.count(F.when(lost, 1)).alias("missing"),
+            F.count("_apart").alias("apart"),
         ).first()
         assert totals is not None
         checked, count = int(totals["checked"]), int(totals["missing"])
+        apart_rows = int(totals["apart"])
         sample = []
         if count:
-            missing = joined.where(F.col("_landed").isNull()).select(source.key)
+            missing = joined.where(lost).select(source.key)
             rows = missing.orderBy(source.key).limit(SAMPLE_SIZE).collect()
             sample = [iso(r[0]) for r in rows]
     finally:
@@ -193,6 +212,7 @@ def _reconcile(context, source_db, session, lakehouse, source, first, scope, ver
             "windows_checked": len(scope.windows),
             "source_rows_checked": checked,
             "missing_rows": count,
+            "rows_in_conflicting_versions": apart_rows,
             "sample_missing_keys": str(sample),
         },
     )

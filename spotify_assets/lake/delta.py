@@ -117,18 +117,14 @@ def insert_new_versions(
     path: str,
     keys: list[str],
     window: Window,
-    keys_unique: bool = False,
     view: str = "incoming_versions",
 ) -> tuple[int, SchemaChange]:
     """Insert rows whose `keys` are not yet in the target window; never update or delete.
 
-    `keys_unique` says `df` cannot hold two rows with the same keys (they come from one read of a
-    table whose primary key they include), which saves the deduplicating shuffle.
+    `df` holds at most one row per `keys` (ingestion.conflicts makes it so).
     Returns the rows inserted and how the schema changed (new source columns are added to the
     table by MERGE schema evolution; lost ones are NULL in new rows).
     """
-    if not keys_unique:
-        df = df.dropDuplicates(keys)
     if not exists(spark, path):
         df.write.format("delta").mode("append").save(path)
         return last_commit_rows(spark, path), SchemaChange(added=())

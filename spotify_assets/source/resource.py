@@ -255,6 +255,11 @@ class SourceDatabase(ConfigurableResource):
                 )
         return table
 
+    def keyed_by(self, source: SourceTable) -> bool:
+        """Whether the table's primary key is the configured key: then no (key, watermark) pair
+        can repeat. A view or a table without a primary key can repeat pairs."""
+        return [c.name for c in self.table(source).primary_key.columns] == [source.key]
+
     def count(self, source: SourceTable) -> int:
         table = self.table(source)
 
@@ -275,11 +280,12 @@ class SourceDatabase(ConfigurableResource):
         return value.date() if source.watermark_is_date else value.replace(tzinfo=None)
 
     def placeable(self, table: Table, source: SourceTable) -> list[ColumnElement[bool]]:
-        """What a row needs to belong to a daily window: a watermark, and on SQLite (which keeps
-        any value in any column) a watermark that is date text and an integer key that is an
-        integer. A row without them is landed apart (`read_unplaced`), never lost."""
+        """What a row needs to belong to a daily window: a watermark and a key, and on SQLite
+        (which keeps any value in any column) a watermark that is date text and an integer key
+        that is an integer. A row without them is landed apart (`read_null_watermarks`), never
+        lost."""
         wm, key = table.c[source.watermark], table.c[source.key]
-        conditions: list[ColumnElement[bool]] = [wm.is_not(None)]
+        conditions: list[ColumnElement[bool]] = [wm.is_not(None), key.is_not(None)]
         if self.backend == "sqlite":
             parsed = func.date(wm) if source.watermark_is_date else func.datetime(wm)
             conditions += [
@@ -372,8 +378,8 @@ class SourceDatabase(ConfigurableResource):
     def read_null_watermarks(
         self, source: SourceTable
     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """Rows no window can hold (a NULL watermark; on SQLite also an unreadable watermark or
-        key, see `placeable`): they are landed apart, their unreadable values rescued."""
+        """Rows no window can hold (a NULL watermark or key; on SQLite also an unreadable one,
+        see `placeable`): they are landed apart, their unreadable values rescued."""
         table = self.table(source)
         placed = and_(*self.placeable(table, source))
         stmt = (
