@@ -112,14 +112,19 @@ BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/spotify-lakehouse-bench-smoke
 bench: setup postgres
 	$(BIN)/python -m benchmarks.suite $(BENCH_ARGS)
 
-# The property tests with their full budget, the whole graph's included (about 25 examples;
-# each is several runs of the graph: allow an hour or more). make test runs a few, library-level.
+# The property tests with their full budget, the whole graph's included (25 examples each;
+# a whole-graph example is several runs of the graph: allow hours). PROPERTY_EXAMPLES=6 lowers
+# the budget. make test runs a few, library-level.
+PROPERTY_EXAMPLES ?= 25
 properties: setup
-	HYPOTHESIS_PROFILE=properties $(BIN)/pytest -q -s spotify_assets_tests/test_properties.py
+	HYPOTHESIS_PROFILE=properties PROPERTY_EXAMPLES=$(PROPERTY_EXAMPLES) \
+	  $(BIN)/pytest -q -s spotify_assets_tests/test_properties.py
 
-# Every kill point of the crash harness (the tests try a sample): about 20 minutes.
+# Every kill point of the crash harness (the tests try a sample): 50 points, about 2-3 minutes
+# each on 2 cores. CRASH_ARGS="--per-layer 7" tries 7 of each layer (21) in about an hour.
+CRASH_ARGS ?=
 crash: setup
-	$(BIN)/python -m spotify_assets_tests.crash_harness
+	$(BIN)/python -m spotify_assets_tests.crash_harness $(CRASH_ARGS)
 
 bench-smoke: setup postgres
 	$(BIN)/python -m benchmarks.suite --smoke --results $(BENCH_SMOKE_RESULTS)

@@ -34,9 +34,12 @@ def settings_for(root: Path, url: str, **env: str):
     return make_settings(root, SPOTIFY_SOURCE_DB_URL=url, **env)
 
 
-def dagster_run(settings, first: date, last: date, checks: bool = True):
+def dagster_run(
+    settings, first: date, last: date, checks: bool = True, layers: dict[str, float] | None = None
+):
     """One run of the lakehouse job over first..last (a single-run backfill) in this process's
-    Spark session, recorded in a throw-away instance. Returns (seconds, steps)."""
+    Spark session, recorded in a throw-away instance. Returns (seconds, steps); fills `layers`,
+    when given, with the seconds its steps took by layer (see `step_seconds_by_layer`)."""
     from dagster import DagsterInstance
 
     from spotify_assets.materialize import materialize_range
@@ -48,11 +51,42 @@ def dagster_run(settings, first: date, last: date, checks: bool = True):
         else:
             result = _run_without_checks(settings, first, last, instance)
         seconds = time.perf_counter() - started
+        if layers is not None:
+            layers.update(step_seconds_by_layer(instance, result.run_id, seconds))
     if not result.success:
         failures = [e.message for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"the Dagster run of {first}..{last} failed: {failures}")
     steps = sum(1 for e in result.all_events if e.is_step_success)
     return seconds, steps
+
+
+def layer_of(step_key: str) -> str:
+    """bronze, silver or gold for an asset's step; checks for a stand-alone check step."""
+    if step_key.endswith("_checks"):
+        return "checks"
+    return next((n for n in ("bronze", "silver", "gold") if step_key.startswith(n)), "other")
+
+
+def step_seconds_by_layer(instance, run_id: str, run_seconds: float) -> dict[str, float]:
+    """Seconds from each step's start to its end, summed by layer (steps run one at a time, so
+    they add up), and `outside_steps`: the run's time in none of them (planning, start, events)."""
+    from dagster import DagsterEventType
+
+    started: dict[str, float] = {}
+    totals: dict[str, float] = {}
+    ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.event_type in ends and event.step_key in started:
+            layer = layer_of(event.step_key)
+            spent = entry.timestamp - started.pop(event.step_key)
+            totals[layer] = totals.get(layer, 0.0) + spent
+    totals["outside_steps"] = max(run_seconds - sum(totals.values()), 0.0)
+    return {k: round(v, 2) for k, v in totals.items()}
 
 
 def _run_without_checks(settings, first: date, last: date, instance):
@@ -91,8 +125,9 @@ def _run_without_checks(settings, first: date, last: date, instance):
     )
 
 
-def bare_run(settings, first: date, last: date) -> float:
-    """The bare PySpark baseline over the same days, in this process's Spark session."""
+def bare_run(settings, first: date, last: date, layers: dict[str, float] | None = None) -> float:
+    """The bare PySpark baseline over the same days, in this process's Spark session; fills
+    `layers`, when given, with its seconds by layer."""
     from benchmarks import bare_pipeline
     from spotify_assets.definitions import ingestion_catalog
     from spotify_assets.resources import (
@@ -108,7 +143,7 @@ def bare_run(settings, first: date, last: date) -> float:
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
     started = time.perf_counter()
-    bare_pipeline.run(spark, source_db, sources, lake, settings.start_date, start, end)
+    bare_pipeline.run(spark, source_db, sources, lake, settings.start_date, start, end, layers)
     return time.perf_counter() - started
 
 

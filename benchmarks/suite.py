@@ -139,12 +139,16 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
             pipeline.bare_run(pipeline.settings_for(at / "warm_bare", url), START, START)
             pipeline.dagster_run(pipeline.settings_for(at / "warm_dagster", url), START, START)
         dagster, bare, unchecked, steps = [], [], [], 0
+        by_layer: dict[str, dict[str, float]] = {"dagster": {}, "bare": {}}
         for i in range(sizes.repeats):
             settings = pipeline.settings_for(at / f"d{i}", url)
-            seconds, steps = pipeline.dagster_run(settings, START, START)
+            first = by_layer if i == 0 else {"dagster": {}, "bare": {}}
+            seconds, steps = pipeline.dagster_run(settings, START, START, layers=first["dagster"])
             dagster.append(seconds)
-            bare.append(pipeline.bare_run(pipeline.settings_for(at / f"b{i}", url), START, START))
+            bare_at = pipeline.settings_for(at / f"b{i}", url)
+            bare.append(pipeline.bare_run(bare_at, START, START, layers=first["bare"]))
             say(f"  Dagster {dagster[-1]:.1f} s, bare PySpark {bare[-1]:.1f} s")
+        say(f"  by layer, first repeat: Dagster {by_layer['dagster']}, bare {by_layer['bare']}")
         settings = pipeline.settings_for(at / "u", url)
         unchecked.append(pipeline.dagster_run(settings, START, START, checks=False)[0])
         say(f"  Dagster without the stand-alone checks {unchecked[-1]:.1f} s")
@@ -163,6 +167,7 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
                 "orchestration_overhead": round(d / b, 2),
                 "orchestration_overhead_without_standalone_checks": round(u / b, 2),
                 "extra_seconds_per_step": round((d - b) / steps, 2),
+                "seconds_by_layer_first_repeat": by_layer,
                 "gold_rows_differing_from_bare": sum(differences.values()),
             }
         )

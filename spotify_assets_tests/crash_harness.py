@@ -238,7 +238,7 @@ def run_layer(root: Path, layer: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
     child = sub.add_parser("run-layer")
     child.add_argument("--root", type=Path, required=True)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from spotify_assets_tests.conftest import START, make_settings
@@ -29,7 +30,13 @@ settings.register_profile(
     "default", max_examples=4, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )  # fmt: skip
-settings.register_profile("properties", parent=settings.get_profile("default"), max_examples=25)
+# The full budget; PROPERTY_EXAMPLES lowers it. No shrinking: a whole-graph example is minutes of
+# runs, and a failure names its runs in the assertion already.
+settings.register_profile(
+    "properties", parent=settings.get_profile("default"),
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "25")),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)  # fmt: skip
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 WHOLE_GRAPH = os.environ.get("HYPOTHESIS_PROFILE") == "properties"
 
@@ -84,6 +91,7 @@ def test_gold_history_follows_batches_in_any_order_and_equals_a_rebuild(spark, d
 SEEDED_DAYS = 3
 RANGES = st.tuples(st.integers(0, SEEDED_DAYS + 1), st.integers(0, SEEDED_DAYS + 1))
 _REFERENCE: dict[int, dict] = {}
+_EXAMPLES: list[list[list[tuple[int, int]]]] = []
 
 
 def gold_snapshot(spark, settings) -> dict:
@@ -142,7 +150,12 @@ def test_any_order_of_runs_and_reruns_gives_the_gold_of_one_ordered_run(spark, d
         finally:
             shutil.rmtree(root, ignore_errors=True)
     root = Path(tempfile.mkdtemp(prefix="property-"))
+    started = time.monotonic()
     try:
         assert play(spark, root, states) == _REFERENCE[advances], states
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    _EXAMPLES.append(states)
+    runs = sum(len(r) for r in states)
+    print(f"example {len(_EXAMPLES)}: {advances} advance(s), {runs} runs {states}: gold equals "
+          f"the ordered run's ({time.monotonic() - started:.0f} s)", flush=True)  # fmt: skip
