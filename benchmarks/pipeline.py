@@ -68,8 +68,9 @@ def layer_of(step_key: str) -> str:
 
 
 def step_seconds_by_layer(instance, run_id: str, run_seconds: float) -> dict[str, float]:
-    """Seconds from each step's start to its end, summed by layer (steps run one at a time, so
-    they add up), and `outside_steps`: the run's time in none of them (planning, start, events)."""
+    """Seconds from each step's start to its end, summed by layer (the in-process executor runs
+    one step at a time, so they add up; a retried step's includes its wait), and `outside_steps`:
+    the rest of the run's time (loading the definitions, planning, the run's own events)."""
     from dagster import DagsterEventType
 
     started: dict[str, float] = {}

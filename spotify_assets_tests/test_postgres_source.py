@@ -58,3 +58,26 @@ def test_arrow_native_path_of_an_empty_window_yields_no_rows(postgres_url):
     assert read_all(fast).num_rows == 0
     _, nulls = fast.read_null_watermarks(TRICKY)
     assert list(nulls) == []
+
+
+def test_a_table_without_a_primary_key_lands_null_keys_apart_on_both_paths(postgres_url):
+    """A view or a table without a primary key can hold NULL and repeated keys: a NULL key is no
+    version of anything (no window takes it), a repeated one is bronze's to settle."""
+    fast = SourceDatabase(url=postgres_url)
+    slow = SourceDatabase(url=postgres_url, arrow_native=False)
+    with fast.engine.begin() as conn:
+        conn.execute(text('DROP TABLE IF EXISTS "Tricky"'))
+        conn.execute(text('CREATE TABLE "Tricky" (id BIGINT, name TEXT, updated_at TIMESTAMP)'))
+        conn.execute(
+            text('INSERT INTO "Tricky" VALUES (1, \'a\', \'2026-01-01 01:00:00\'), '
+                 "(NULL, 'no key', '2026-01-01 02:00:00'), (1, 'b', '2026-01-01 01:00:00')")
+        )  # fmt: skip
+    assert fast.keyed_by(TRICKY) is False
+    for db in (fast, slow):
+        assert sorted(r["name"] for r in read_all(db).to_pylist()) == ["a", "b"]
+        _, apart = db.read_null_watermarks(TRICKY)
+        assert [r["name"] for b in apart for r in b.to_pylist()] == ["no key"]
+    with fast.engine.begin() as conn:
+        conn.execute(text("DELETE FROM \"Tricky\" WHERE id IS NULL OR name = 'b'"))
+        conn.execute(text('ALTER TABLE "Tricky" ADD PRIMARY KEY (id, updated_at)'))
+    assert fast.keyed_by(TRICKY) is True  # (key, watermark) unique: no pair can repeat

@@ -4,8 +4,10 @@ Bronze is the append-only record of every row version ever observed. A run over 
 source rows whose watermark falls in it (one streaming query, staged as Parquet in bounded chunks),
 inserts the (key, watermark) versions not yet captured, and never removes a version: the source
 keeps only the current state, and an old version is the history gold needs. Then it records what
-it copied in the table's watermark document. Rows whose watermark is NULL land in
-`bronze/<table>_null_watermark`, counted, never silently skipped.
+it copied in the table's watermark document. Rows no window can hold (a NULL or unreadable
+watermark or key) land in `bronze/<table>_null_watermark`, counted, never silently skipped; rows
+of a source without a primary key that share a (key, watermark) but differ land in
+`bronze/<table>_conflicting_versions` (see ingestion.conflicts).
 """
 
 import queue

@@ -256,9 +256,10 @@ class SourceDatabase(ConfigurableResource):
         return table
 
     def keyed_by(self, source: SourceTable) -> bool:
-        """Whether the table's primary key is the configured key: then no (key, watermark) pair
-        can repeat. A view or a table without a primary key can repeat pairs."""
-        return [c.name for c in self.table(source).primary_key.columns] == [source.key]
+        """Whether the table's primary key makes every (key, watermark) pair unique: it is the
+        key, or the key and the watermark. A view or a table without one can repeat pairs."""
+        primary_key = {c.name for c in self.table(source).primary_key.columns}
+        return source.key in primary_key <= {source.key, source.watermark}
 
     def count(self, source: SourceTable) -> int:
         table = self.table(source)
