@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import shutil
 import signal
@@ -237,6 +238,14 @@ def run_layer(root: Path, layer: str) -> int:
     return 0 if result.success else 1
 
 
+def spread(points: list[KillPoint], limit: int | None) -> list[KillPoint]:
+    """The first `limit` points taking each kind in turn (commit, data file, document): a sample
+    covers every kind of point, not the first kind's alone."""
+    kinds = [[p for p in points if p.event == kind] for kind in sorted({p.event for p in points})]
+    turns = [p for turn in itertools.zip_longest(*kinds) for p in turn if p is not None]
+    return turns[:limit]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared = prepare(spark, work)
     trials = []
     limit = args.per_layer or None
-    every = [p for layer in LAYERS for p in prepared.points[layer][:limit]]
+    every = [p for layer in LAYERS for p in spread(prepared.points[layer], limit)]
     for number, point in enumerate(every, 1):
         t = trial(spark, prepared, point)
         trials.append(t)

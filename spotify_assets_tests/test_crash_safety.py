@@ -2,7 +2,7 @@
 (spotify_assets_tests/crash_harness.py).
 
 - A bronze run killed inside its writes: the tests try bronze's most telling points; `make crash`
-  tries every point of every layer (about 40; each trial is two runs in fresh processes).
+  tries every point of every layer (50; each trial is two runs in fresh processes).
 - Two runs of the same bronze windows at once, in two processes, with no pool between them (a
   second code location, or a run launched by hand): Delta's optimistic concurrency refuses the
   later commit, the step retries it as a transient failure, and the tables equal one run's.
@@ -16,6 +16,23 @@ import pytest
 
 from spotify_assets_tests import crash_harness
 from spotify_assets_tests.crash_harness import KillPoint
+
+
+def test_a_sample_of_kill_points_takes_each_kind_in_turn():
+    points = sorted(
+        [KillPoint("silver", "commit", f"silver/t{i}") for i in range(3)]
+        + [KillPoint("silver", "data file", f"silver/t{i}") for i in range(3)]
+        + [KillPoint("silver", "document", "silver/_schema/t0.json")]
+    )
+    assert [(p.event, p.target) for p in crash_harness.spread(points, 5)] == [
+        ("commit", "silver/t0"),
+        ("data file", "silver/t0"),
+        ("document", "silver/_schema/t0.json"),
+        ("commit", "silver/t1"),
+        ("data file", "silver/t1"),
+    ]
+    assert crash_harness.spread(points, None) == crash_harness.spread(points, 99)
+    assert sorted(crash_harness.spread(points, None)) == points
 
 
 @pytest.fixture(scope="module")
