@@ -45,6 +45,7 @@ def test_extraction_sql_for_azure_sql_is_parameterised_t_sql():
         "dbo.[FactStream].date_key, dbo.[FactStream].listen_duration, "
         "dbo.[FactStream].device_type, dbo.[FactStream].stream_timestamp FROM dbo.[FactStream] "
         "WHERE dbo.[FactStream].stream_timestamp IS NOT NULL AND "
+        "dbo.[FactStream].stream_id IS NOT NULL AND "
         "dbo.[FactStream].stream_timestamp >= :stream_timestamp_1 AND "
         "dbo.[FactStream].stream_timestamp < :stream_timestamp_2 "
         "ORDER BY dbo.[FactStream].stream_id"
