@@ -17,16 +17,11 @@ from datetime import date, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer, SourceTable
-from spotify_assets.defs.bronze import (
-    extraction_bounds,
-    first_day,
-    null_watermark_entity,
-    read_staged,
-    stage,
-)
+from spotify_assets.defs.bronze import extraction_bounds, first_day, null_watermark_entity
 from spotify_assets.defs.gold import AS_OF_DIMENSIONS, DIMENSIONS, quarantine_entity
 from spotify_assets.defs.silver import versions_entity
 from spotify_assets.ingestion.conflicts import conflicting_entity, land_versions
+from spotify_assets.ingestion.staging import read_staged, stage
 from spotify_assets.lake import change_log, delta, storage
 from spotify_assets.resources import Lakehouse
 from spotify_assets.source.resource import SourceDatabase

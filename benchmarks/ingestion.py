@@ -36,7 +36,7 @@ import json, resource, sys, tempfile, time
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from spotify_assets.catalog import SOURCE_BY_ENTITY
-from spotify_assets.defs.bronze import stage
+from spotify_assets.ingestion.staging import stage
 from spotify_assets.ingestion.windows import StatsAccumulator
 from spotify_assets.source.resource import SourceDatabase
 src = SourceDatabase(url={url!r}, chunk_rows={chunk_rows}, arrow_native={arrow_native!r})

@@ -34,9 +34,7 @@ def settings_for(root: Path, url: str, **env: str):
     return make_settings(root, SPOTIFY_SOURCE_DB_URL=url, **env)
 
 
-def dagster_run(
-    settings, first: date, last: date, checks: bool = True, layers: dict[str, float] | None = None
-):
+def dagster_run(settings, first: date, last: date, layers: dict[str, float] | None = None):
     """One run of the lakehouse job over first..last (a single-run backfill) in this process's
     Spark session, recorded in a throw-away instance. Returns (seconds, steps); fills `layers`,
     when given, with the seconds its steps took by layer (see `step_seconds_by_layer`)."""
@@ -46,10 +44,7 @@ def dagster_run(
 
     with DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
-        if checks:
-            result = materialize_range(settings, first, last, instance, say=lambda _: None)
-        else:
-            result = _run_without_checks(settings, first, last, instance)
+        result = materialize_range(settings, first, last, instance, say=lambda _: None)
         seconds = time.perf_counter() - started
         if layers is not None:
             layers.update(step_seconds_by_layer(instance, result.run_id, seconds))
@@ -88,42 +83,6 @@ def step_seconds_by_layer(instance, run_id: str, run_seconds: float) -> dict[str
             totals[layer] = totals.get(layer, 0.0) + spent
     totals["outside_steps"] = max(run_seconds - sum(totals.values()), 0.0)
     return {k: round(v, 2) for k, v in totals.items()}
-
-
-def _run_without_checks(settings, first: date, last: date, instance):
-    """The same job without the stand-alone asset checks (the checks an asset reports with its
-    own materialisation, from rows it already counted, stay)."""
-    from dagster._core.storage.tags import (
-        ASSET_PARTITION_RANGE_END_TAG,
-        ASSET_PARTITION_RANGE_START_TAG,
-    )
-
-    from spotify_assets.definitions import build_definitions, ingestion_catalog
-    from spotify_assets.defs.bronze_checks import build_bronze_checks
-    from spotify_assets.defs.checks import build_gold_key_checks
-    from spotify_assets.defs.jobs import LAKEHOUSE_JOB
-
-    job = build_definitions(settings).resolve_job_def(LAKEHOUSE_JOB)
-    keys = job.asset_layer.selected_asset_keys
-    tables = ingestion_catalog(settings).tables
-    standalone = {
-        check
-        for definition in (
-            *build_bronze_checks(tables, settings.start_date),
-            *build_gold_key_checks(),
-        )
-        for check in definition.check_keys
-    }
-    own = set(job.asset_layer.asset_graph.asset_check_keys) - standalone
-    subset = job.get_subset(asset_selection=set(keys), asset_check_selection=own)
-    return subset.execute_in_process(
-        instance=instance,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-        },
-        raise_on_error=False,
-    )
 
 
 def bare_run(settings, first: date, last: date, layers: dict[str, float] | None = None) -> float:

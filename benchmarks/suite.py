@@ -138,7 +138,7 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
         if sizes.warm_up and not runs:  # each kind once in this JVM, uncounted: JIT, classes
             pipeline.bare_run(pipeline.settings_for(at / "warm_bare", url), START, START)
             pipeline.dagster_run(pipeline.settings_for(at / "warm_dagster", url), START, START)
-        dagster, bare, unchecked, steps = [], [], [], 0
+        dagster, bare, steps = [], [], 0
         by_layer: dict[str, dict[str, float]] = {"dagster": {}, "bare": {}}
         for i in range(sizes.repeats):
             settings = pipeline.settings_for(at / f"d{i}", url)
@@ -149,23 +149,18 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
             bare.append(pipeline.bare_run(bare_at, START, START, layers=first["bare"]))
             say(f"  Dagster {dagster[-1]:.1f} s, bare PySpark {bare[-1]:.1f} s")
         say(f"  by layer, first repeat: Dagster {by_layer['dagster']}, bare {by_layer['bare']}")
-        settings = pipeline.settings_for(at / "u", url)
-        unchecked.append(pipeline.dagster_run(settings, START, START, checks=False)[0])
-        say(f"  Dagster without the stand-alone checks {unchecked[-1]:.1f} s")
         differences = pipeline.gold_differences(
             spark, str(at / "d0" / "lake"), str(at / "b0" / "lake")
         )
         say(f"  gold rows differing between the two lakes: {differences}")
-        d, b, u = (measure.median(x) for x in (dagster, bare, unchecked))
+        d, b = (measure.median(x) for x in (dagster, bare))
         runs.append(
             {
                 "streams_per_day": pipeline.source_rows(url, START)["streams"],
                 "dagster_seconds": round(d, 2),
                 "bare_seconds": round(b, 2),
-                "dagster_without_standalone_checks_seconds": round(u, 2),
                 "steps": steps,
                 "orchestration_overhead": round(d / b, 2),
-                "orchestration_overhead_without_standalone_checks": round(u / b, 2),
                 "extra_seconds_per_step": round((d - b) / steps, 2),
                 "seconds_by_layer_first_repeat": by_layer,
                 "gold_rows_differing_from_bare": sum(differences.values()),

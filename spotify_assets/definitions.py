@@ -5,9 +5,8 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor
 
 from spotify_assets.defs.alerts import build_alert_sensors
-from spotify_assets.defs.bronze import build_bronze_assets
-from spotify_assets.defs.bronze_checks import build_bronze_checks
-from spotify_assets.defs.checks import build_gold_key_checks
+from spotify_assets.defs.bronze import bronze_key, build_bronze_assets
+from spotify_assets.defs.bronze_checks import build_caught_up_check
 from spotify_assets.defs.gold import build_gold_assets
 from spotify_assets.defs.jobs import LAKEHOUSE_JOB, build_daily_schedule, build_lakehouse_job
 from spotify_assets.defs.partitions import daily_partitions
@@ -45,10 +44,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *build_spotify_assets(partitions),
         ]
     )
-    checks = [
-        *build_bronze_checks(catalog.tables, settings.start_date),
-        *build_gold_key_checks(),
-    ]
+    checks = [build_caught_up_check(catalog.tables, bronze_key)]
     if settings.spark_engine == "databricks":  # each step a Databricks job
         from spotify_assets.databricks_jobs.submit import submitted
 

@@ -33,7 +33,7 @@ class LayerCounts:
 def _count(spark: SparkSession, path: str, key: str | None = None) -> int:
     """Rows (current rows of a table with history, its unknown member aside), or distinct
     values of `key`."""
-    if not delta.exists(spark, path):
+    if not delta.exists(path):
         return 0
     df = delta.read(spark, path)
     if key:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from dagster import (
-    AssetCheckKey,
     AssetKey,
     DagsterEventType,
     DagsterInstance,
@@ -23,9 +22,8 @@ from sqlalchemy import insert
 from spotify_assets.alerts.channels import AlertChannels
 from spotify_assets.alerts.message import Alert
 from spotify_assets.catalog import SOURCE_BY_ENTITY
-from spotify_assets.definitions import build_definitions
+from spotify_assets.defs import bronze_checks
 from spotify_assets.defs.alerts import ALERT_TAG, build_alert_sensors
-from spotify_assets.defs.jobs import LAKEHOUSE_JOB
 from spotify_assets.materialize import materialize_range
 from spotify_assets.resources import alerts_for
 from spotify_assets.source import simulator
@@ -131,15 +129,6 @@ def run_assets(lake, *keys: str, day: date = DAY1):
     )
 
 
-def run_check(lake, check: str):
-    settings, _, instance = lake
-    job = build_definitions(settings).resolve_job_def(LAKEHOUSE_JOB)
-    subset = job.get_subset(
-        asset_selection=set(), asset_check_selection={AssetCheckKey.from_user_string(check)}
-    )
-    return subset.execute_in_process(instance=instance, raise_on_error=False)
-
-
 def no_secret_anywhere(lake, receiver, mail, log) -> None:
     """Nothing the runs and the alerts left behind holds a secret."""
     _, _, instance = lake
@@ -200,7 +189,9 @@ def test_a_failed_run_sends_one_alert_by_webhook_and_by_mail(lake, peers, log):
     no_secret_anywhere(lake, receiver, mail, log)
 
 
-def test_checks_alert_once_per_incident_and_a_failed_check_fails_its_run_alert(lake, peers, log):
+def test_checks_alert_once_per_incident_and_a_failed_check_fails_its_run_alert(
+    lake, peers, log, monkeypatch
+):
     receiver, mail = peers
     receiver.requests.clear(), mail.messages.clear()
     _, source, _ = lake
@@ -244,22 +235,30 @@ def test_checks_alert_once_per_incident_and_a_failed_check_fails_its_run_alert(l
     assert f"no check of run {second.run_id} started failing" in log.text
     assert len(receiver.requests) == 2
 
-    # A source row bronze has not extracted: the reconciliation check (ERROR, blocking) fails,
-    # and so does its run; the run's failure alert names the check and its counts.
+    # A source row committed after bronze's extraction read the window: the reconciliation
+    # check (ERROR, blocking) finds it missing and fails the run; the run's failure alert names
+    # the check and its counts.
     users = source.table(SOURCE_BY_ENTITY["dim_user"])
-    with source.engine.begin() as conn:
-        conn.execute(
-            insert(users).values(
-                user_id=999_001,
-                user_name="late",
-                country="SE",
-                subscription_type="Free",
-                start_date=DAY1,
-                end_date=None,
-                updated_at=datetime(2026, 1, 1, 12),
+    reread = bronze_checks.stage_source_pairs
+
+    def a_row_commits_first(source_db, table, *rest):
+        with source_db.engine.begin() as conn:
+            conn.execute(
+                insert(users).values(
+                    user_id=999_001,
+                    user_name="late",
+                    country="SE",
+                    subscription_type="Free",
+                    start_date=DAY1,
+                    end_date=None,
+                    updated_at=datetime(2026, 1, 1, 12),
+                )
             )
-        )
-    failed = run_check(lake, "bronze/dim_user:reconciles_with_source")
+        monkeypatch.setattr(bronze_checks, "stage_source_pairs", reread)
+        return reread(source_db, table, *rest)
+
+    monkeypatch.setattr(bronze_checks, "stage_source_pairs", a_row_commits_first)
+    failed = run_assets(lake, "bronze/dim_user")
     assert not failed.success
     assert evaluate(lake, "run_failure_alerts", failed.run_id) is None
     alert = receiver.requests[-1]

@@ -96,7 +96,7 @@ def apply(source: SourceDatabase, entries: list[dict]) -> dict[str, Any]:
 
 def read(spark, settings, layer: Layer, entity: str) -> DataFrame | None:
     path = table_path(settings.lakehouse_root, layer, entity)
-    return delta.read(spark, path) if delta.exists(spark, path) else None
+    return delta.read(spark, path) if delta.exists(path) else None
 
 
 def gold_rows(spark, settings, table: SourceTable) -> DataFrame:

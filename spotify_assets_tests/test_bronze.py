@@ -4,7 +4,7 @@ drift, corrupt watermark documents, concurrent inserts, re-runs."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from dagster import AssetKey, DagsterInstance
 from sqlalchemy import text
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, table_path
+from spotify_assets.defs import bronze_checks
 from spotify_assets.defs.sensors import plan_requests
 from spotify_assets.ingestion import watermarks
 from spotify_assets.lake import delta
@@ -176,3 +177,38 @@ def test_postgres_source_with_a_concurrent_insert_during_extraction(
         Path(watermarks.document_path(lake.settings.lakehouse_root, STREAMS)).read_text()
     )
     assert doc["windows"]["2026-01-01"]["rows"] == 335
+
+
+def test_the_blocking_checks_count_missing_duplicated_and_conflicting_pairs_exactly(
+    spark, tmp_path
+):
+    """The in-step checks on hand-made tables: in the window [Jan 2, Jan 3), the source holds
+    pairs (1, a) (2, a) (3, a) (4, a) (4, a) (an exact copy); bronze holds (1, a) twice, (2, a),
+    and (9, a), a version the source no longer has; (3, a) is landed apart as a conflicting
+    version; (4, a) is nowhere. Rows outside the window are not checked."""
+    a, outside = datetime(2026, 1, 2, 8), datetime(2026, 1, 5)
+    schema = "user_id INT, updated_at TIMESTAMP"
+    source = spark.createDataFrame([(1, a), (2, a), (3, a), (4, a), (4, a), (5, outside)], schema)
+    bronze, apart = str(tmp_path / "bronze"), str(tmp_path / "apart")
+    rows = [(1, a), (1, a), (2, a), (9, a), (7, outside), (7, outside)]
+    spark.createDataFrame(rows, schema).write.format("delta").save(bronze)
+    spark.createDataFrame([(3, a), (3, a)], schema).write.format("delta").save(apart)
+    window = delta.Window("updated_at", datetime(2026, 1, 2), datetime(2026, 1, 3))
+    reconciled, duplicated = bronze_checks.evaluate_blocking(
+        spark, USERS, source.where(window.predicate()), bronze, apart, window, 1
+    )
+    figures = {k: v.value for k, v in reconciled.metadata.items()}
+    assert (reconciled.passed, figures) == (False, {
+        "windows_checked": 1, "source_rows_checked": 5, "missing_rows": 2,
+        "rows_in_conflicting_versions": 1, "sample_missing_keys": "['4']",
+    })  # fmt: skip
+    figures = {k: v.value for k, v in duplicated.metadata.items()}
+    assert (duplicated.passed, figures) == (
+        False, {"duplicated_versions": 1, "sample_keys": "['1']"}
+    )  # fmt: skip
+    # Without a conflicting-versions table, (3, a) is missing too.
+    reconciled, _ = bronze_checks.evaluate_blocking(
+        spark, USERS, source.where(window.predicate()), bronze, str(tmp_path / "none"), window, 1
+    )
+    assert reconciled.metadata["missing_rows"].value == 3
+    assert reconciled.metadata["sample_missing_keys"].value == "['3', '4']"

@@ -41,7 +41,7 @@ WHEEL = "/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl
 SILVER_DATES = AssetKey(["silver", "dim_date"])
 BRONZE_STREAMS = AssetKey(["bronze", "fact_stream"])
 SILVER_STREAMS = AssetKey(["silver", "fact_stream"])
-DUPLICATES = AssetCheckKey(BRONZE_STREAMS, "no_duplicate_versions")
+CAUGHT_UP = AssetCheckKey(BRONZE_STREAMS, "caught_up_with_source")
 
 
 def databricks_env(fake: FakeDatabricks) -> dict[str, str]:
@@ -114,7 +114,7 @@ def test_a_step_runs_as_a_databricks_job_and_its_results_logs_and_failure_come_b
         defs = build_definitions(remote)
         checked = materialize(
             [*defs.assets, *defs.asset_checks],
-            selection=AssetSelection.checks(DUPLICATES),
+            selection=AssetSelection.checks(CAUGHT_UP),
             resources=defs.resources,
             instance=instance,
         )
@@ -150,8 +150,8 @@ def test_a_step_runs_as_a_databricks_job_and_its_results_logs_and_failure_come_b
     assert any(m.startswith("Started Spark ") and "with Delta Lake" in m for m in messages)
     # The check's result came back as evaluated there.
     (evaluation,) = checked.get_asset_check_evaluations()
-    assert (evaluation.asset_check_key, evaluation.passed) == (DUPLICATES, True)
-    assert evaluation.metadata["duplicated_versions"].value == 0
+    assert (evaluation.asset_check_key, evaluation.passed) == (CAUGHT_UP, True)
+    assert evaluation.metadata["lag_days"].value == 0
     assert evaluation.metadata["databricks_run_id"].value == run_ids[2]
     # The same asset function on the local engine writes the same rows.
     remote_rows = rows(spark, local, Layer.SILVER, "fact_stream")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from spotify_assets.defs.checks import key_violations, violations
+from spotify_assets.defs.checks import key_check_results, key_violations, violations
 from spotify_assets.transforms import gold
 from spotify_assets.transforms.expectations import (
     Action,
@@ -234,3 +234,13 @@ def test_key_checks_of_one_table_agree_with_the_exact_count_in_one_pass(spark):
     current = df.where("user_id <> 1 OR is_current")
     assert violations(current, [("user_id", False)]) == [(1, 1, [3])]
     assert violations(df, []) == []
+    # As the gold step reports them: one result per key check, blocking ones failing.
+    results = {r.check_name: r for r in key_check_results(df, "dim_user")}
+    assert {name: (r.passed, r.severity.value) for name, r in results.items()} == {
+        "user_id_unique_not_null_current": (False, "ERROR"),
+        "user_sk_unique_not_null": (False, "ERROR"),
+    }
+    sk = results["user_sk_unique_not_null"].metadata
+    assert {k: v.value for k, v in sk.items()} == {
+        "null_keys": 1, "duplicated_keys": 1, "sample_duplicated_keys": "[13]"
+    }  # fmt: skip

@@ -69,7 +69,7 @@ def test_a_second_writer_of_a_table_waits_for_the_first(tmp_path, spark):
             time.sleep(0.2)
         time.sleep(2)  # it keeps waiting, and writes nothing meanwhile
         assert writer.is_alive()
-        assert not delta.exists(spark, f"{settings.lakehouse_root}/bronze/dim_user")
+        assert not delta.exists(f"{settings.lakehouse_root}/bronze/dim_user")
 
         storage.free_concurrency_slot_for_step("another-run", "bronze__dim_user")
         writer.join(timeout=180)

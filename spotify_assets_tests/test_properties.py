@@ -54,7 +54,7 @@ def quarantined(spark, lake: dict) -> list:
     from spotify_assets.lake import delta
     from spotify_assets_tests.test_gold_incremental import quarantine
 
-    return quarantine(spark, lake) if delta.exists(spark, lake["quarantine"]) else []
+    return quarantine(spark, lake) if delta.exists(lake["quarantine"]) else []
 
 
 @given(

@@ -12,9 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.dialects import mssql
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, SourceTable
-from spotify_assets.defs.bronze import prefetched
 from spotify_assets.defs.sensors import plan_requests, ranges
 from spotify_assets.ingestion import watermarks
+from spotify_assets.ingestion.staging import prefetched
 from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, source_window_stats
 from spotify_assets.source import simulator
 from spotify_assets.source.resource import SourceDatabase, SourceTableMissing, SourceUnavailable

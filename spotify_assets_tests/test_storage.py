@@ -11,8 +11,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY
-from spotify_assets.defs.bronze import stage
 from spotify_assets.ingestion import watermarks
+from spotify_assets.ingestion.staging import stage
 from spotify_assets.lake import storage
 from spotify_assets.lake.storage import AzureCredentials
 from spotify_assets.transforms import schema_history

@@ -3,19 +3,16 @@
 Bronze is the append-only record of every row version ever observed. A run over a range reads the
 source rows whose watermark falls in it (one streaming query, staged as Parquet in bounded chunks),
 inserts the (key, watermark) versions not yet captured, and never removes a version: the source
-keeps only the current state, and an old version is the history gold needs. Then it records what
-it copied in the table's watermark document. Rows no window can hold (a NULL or unreadable
+keeps only the current state, and an old version is the history gold needs. Then it evaluates
+its blocking checks (defs.bronze_checks) and records what it copied in the table's watermark
+document. Rows no window can hold (a NULL or unreadable
 watermark or key) land in `bronze/<table>_null_watermark`, counted, never silently skipped; rows
 of a source without a primary key that share a (key, watermark) but differ land in
 `bronze/<table>_conflicting_versions` (see ingestion.conflicts).
 """
 
-import queue
-import threading
-from collections.abc import Iterator
 from datetime import date, datetime
 
-import pyarrow.parquet as pq
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -25,14 +22,14 @@ from dagster import (
     PartitionsDefinition,
     asset,
 )
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from spotify_assets.catalog import Layer, SourceTable
+from spotify_assets.defs import bronze_checks
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.config import IngestionCatalog
 from spotify_assets.ingestion.conflicts import conflicting_entity, land_versions
+from spotify_assets.ingestion.staging import read_staged, stage
 from spotify_assets.ingestion.windows import EMPTY, StatsAccumulator, days
 from spotify_assets.lake import delta, storage
 from spotify_assets.lake.metadata import table_metadata
@@ -81,71 +78,6 @@ def source_window(source: SourceTable, context: AssetExecutionContext) -> delta.
     return delta.Window(source.watermark, start, end, open_below=open_below)
 
 
-def stage(batches, schema, path: str, stats: StatsAccumulator | None = None) -> int:
-    """Stream Arrow batches into one Parquet file: memory holds a few chunks at a time.
-
-    The source is read on a second thread while this one encodes Parquet (both release the GIL),
-    so extraction runs near the database's own export speed instead of the sum of the two.
-    """
-    rows = 0
-    with storage.open_for_writing(path) as sink, pq.ParquetWriter(sink, schema) as writer:
-        for batch in prefetched(batches):
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            if stats is not None:
-                stats.add(batch)
-    return rows
-
-
-_DONE = object()
-
-
-def prefetched(items: Iterator, depth: int = 2) -> Iterator:
-    """Yield `items`, produced on a background thread at most `depth` ahead; an error there is
-    raised here, and stopping early (an error here) stops and closes the producer."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        """Wait for room unless the consumer stopped; False once it has."""
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    break
-            outcome: object = _DONE
-        except BaseException as error:  # handed to the consumer, raised there
-            outcome = error
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-        put(outcome)
-
-    producer = threading.Thread(target=produce, name="source-reader", daemon=True)
-    producer.start()
-    try:
-        while (item := buffer.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        producer.join()
-
-
-def read_staged(spark: SparkSession, path: str) -> DataFrame:
-    return spark.read.parquet(path).withColumn("_ingested_at", F.current_timestamp())
-
-
 def build_bronze_asset(
     source: SourceTable, partitions: PartitionsDefinition, catalog: IngestionCatalog
 ) -> AssetsDefinition:
@@ -173,6 +105,7 @@ def build_bronze_asset(
             "ingestion_metadata_origin": catalog.origin,
         },
         pool=pool_for(bronze_key(source)),
+        check_specs=bronze_checks.blocking_specs(source, bronze_key(source)),
     )
     @retry_transient
     def _bronze(
@@ -190,10 +123,15 @@ def build_bronze_asset(
         doc = watermarks.load(doc_path, source)  # a corrupt document fails before any work
         if bounds is None:
             context.log.info(f"{source.name}: the range ends before its first window {first}")
-            return MaterializeResult(metadata={"source_rows_in_window": 0, "new_versions": 0})
+            return MaterializeResult(
+                metadata={"source_rows_in_window": 0, "new_versions": 0},
+                check_results=bronze_checks.passed_without_windows(),
+            )
         low, high = bounds
         session = spark.session(context.log)
         staging = storage.join(lakehouse.root, "_staging", source.entity, context.run_id)
+        window_days = days(max(window.start.date(), first), window.end.date())
+        apart_path = lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity))
         try:
             stats = StatsAccumulator(source, first)
             schema, batches = source_db.read_window(source, low, high)
@@ -206,7 +144,7 @@ def build_bronze_asset(
                 frame,
                 extracted,
                 path,
-                lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity)),
+                apart_path,
                 [source.key, source.watermark],
                 target,
                 keys_unique=source_db.keyed_by(source),
@@ -214,10 +152,21 @@ def build_bronze_asset(
             null_schema, null_batches = source_db.read_null_watermarks(source)
             null_rows = stage(null_batches, null_schema, storage.join(staging, "null.parquet"))
             null_path = lakehouse.path(Layer.BRONZE, null_watermark_entity(source))
-            if null_rows or delta.exists(session, null_path):
+            if null_rows or delta.exists(null_path):
                 delta.overwrite(
                     read_staged(session, storage.join(staging, "null.parquet")), null_path
                 )
+            pairs_path = storage.join(staging, "source_pairs.parquet")
+            bronze_checks.stage_source_pairs(source_db, source, low, high, pairs_path)
+            checks = bronze_checks.evaluate_blocking(
+                session,
+                source,
+                session.read.parquet(pairs_path),
+                path,
+                apart_path,
+                target,
+                len(window_days),
+            )
         finally:
             storage.delete_tree(staging)
         inserted, change = landed.inserted, landed.change
@@ -245,7 +194,6 @@ def build_bronze_asset(
                 f"unreadable {source.watermark} or {source.key}) landed in "
                 f"bronze/{null_watermark_entity(source)}"
             )
-        window_days = days(max(window.start.date(), first), window.end.date())
         doc.record({d: stats.by_day.get(d, EMPTY) for d in window_days}, stats.max_watermark)
         doc.null_watermark_rows = null_rows
         watermarks.save(doc_path, doc)
@@ -269,7 +217,8 @@ def build_bronze_asset(
                 columns_added=list(change.added),
                 columns_missing_in_source=list(change.missing),
                 **{"dagster/partition_row_count": extracted},
-            )
+            ),
+            check_results=checks,
         )
 
     return _bronze

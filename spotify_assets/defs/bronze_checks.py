@@ -1,8 +1,15 @@
-"""Checks on every bronze table: nothing missing, nothing duplicated, caught up with the source."""
+"""Checks on every bronze table: nothing missing, nothing duplicated, caught up with the source.
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+The two blocking checks run inside the bronze step, on what it already holds: the window's
+source rows, staged for the insert, against bronze's (key, watermark) pairs in the same bounds.
+So they cost one Spark job over the run's windows, not a second read of the source in a step of
+their own, and they cover exactly what the run could have written. The freshness check
+(`caught_up_with_source`, a warning) is one step for all tables, runnable on its own.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from functools import reduce
 
 import pyarrow as pa
 from dagster import (
@@ -11,23 +18,19 @@ from dagster import (
     AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetKey,
     multi_asset_check,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sqlalchemy import func, select
 
-from spotify_assets.catalog import Layer, SourceTable
-from spotify_assets.defs.bronze import bronze_key, extraction_bounds, first_day, stage
+from spotify_assets.catalog import SourceTable
 from spotify_assets.ingestion import watermarks
-from spotify_assets.ingestion.conflicts import conflicting_entity
+from spotify_assets.ingestion.staging import stage
 from spotify_assets.ingestion.windows import iso
-from spotify_assets.lake import delta, storage
-from spotify_assets.resources import Lakehouse, SparkResource
+from spotify_assets.lake import delta
+from spotify_assets.resources import Lakehouse
 from spotify_assets.source.resource import SourceDatabase
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
 
@@ -38,31 +41,16 @@ RECONCILES, NO_DUPLICATES, CAUGHT_UP = (
 )
 
 
-def run_range(context: AssetCheckExecutionContext) -> tuple[date, date] | None:
-    """The days [first, last] of the run's partition range; None for a run without one (a
-    check launched on its own, which then covers every window)."""
-    tags = context.op_execution_context.run.tags
-    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    if start is None and PARTITION_NAME_TAG in tags:
-        start = end = tags[PARTITION_NAME_TAG]
-    if start is None or end is None:
-        return None
-    return date.fromisoformat(start), date.fromisoformat(end)
-
-
-def build_bronze_check(source: SourceTable, first: date) -> AssetChecksDefinition:
-    """One step per bronze table for its three checks: one read of the table serves the
-    reconciliation and the duplicate count. In a partitioned run they cover the run's windows
-    (the only rows it could have written), so their cost does not grow with the history."""
-    key = bronze_key(source)
-    specs = [
+def blocking_specs(source: SourceTable, key: AssetKey) -> list[AssetCheckSpec]:
+    """The checks the bronze step evaluates itself: a failure stops silver and gold."""
+    return [
         AssetCheckSpec(
             RECONCILES,
             asset=key,
             description=(
-                f"Every `{source.name}` row of every window bronze has extracted, by "
-                f"({source.key}, {source.watermark}), is in bronze, or landed apart as a "
-                "conflicting version: zero missing."
+                f"Every `{source.name}` row of the run's windows, by ({source.key}, "
+                f"{source.watermark}), is in bronze, or landed apart as a conflicting version: "
+                "zero missing."
             ),
             blocking=True,
         ),
@@ -72,6 +60,124 @@ def build_bronze_check(source: SourceTable, first: date) -> AssetChecksDefinitio
             description=f"No ({source.key}, {source.watermark}) pair appears twice in bronze.",
             blocking=True,
         ),
+    ]
+
+
+def stage_source_pairs(
+    source_db: SourceDatabase,
+    source: SourceTable,
+    low: datetime | None,
+    high: datetime,
+    path: str,
+) -> None:
+    """The source's (key, watermark) pairs in [low, high), read again after the insert and
+    staged as Parquet at `path`: a row committed during the extraction with a watermark in the
+    window (which the extraction's snapshot could not see) is then found missing."""
+    table = source_db.table(source)
+    cols = [c for c in source_db.columns(table) if c.name in (source.key, source.watermark)]
+    stmt = select(*cols).where(*source_db.window_filter(table, source, low, high))
+    full = source_db.arrow_schema(table)
+    schema = pa.schema([full.field(source.key), full.field(source.watermark)])
+    batches = source_db.stream(stmt, schema, f"reconciling {source.name}", schema.names)
+    stage(batches, schema, path)
+
+
+def evaluate_blocking(
+    session: SparkSession,
+    source: SourceTable,
+    source_pairs: DataFrame,
+    path: str,
+    apart_path: str,
+    window: delta.Window,
+    windows: int,
+) -> list[AssetCheckResult]:
+    """Both blocking checks over `window` (the run's bounds, `windows` daily windows), in one
+    Spark job: `source_pairs` are the source's (see stage_source_pairs), `path` and
+    `apart_path` bronze and its conflicting versions. The samples of keys take a second job, on
+    failure only."""
+    keys = [source.key, source.watermark]
+
+    def tagged(rows: DataFrame, tag: str) -> DataFrame:
+        others = [t for t in ("_source", "_bronze", "_apart") if t != tag]
+        return rows.select(*keys, F.lit(1).alias(tag), *(F.lit(0).alias(other) for other in others))
+
+    parts = [
+        tagged(source_pairs, "_source"),
+        tagged(_in_window(session, path, keys, window), "_bronze"),
+    ]
+    if delta.exists(apart_path):  # conflicting versions are landed, apart
+        parts.append(tagged(_in_window(session, apart_path, keys, window), "_apart"))
+    # One row per pair: how often the source, bronze and the conflicting versions hold it. A
+    # union and one aggregation (no join): the cheapest plan for both checks at once.
+    pairs = (
+        reduce(DataFrame.unionByName, parts)
+        .groupBy(*keys)
+        .agg(
+            F.sum("_source").alias("in_source"),
+            F.sum("_bronze").alias("in_bronze"),
+            F.sum("_apart").alias("apart"),
+        )
+    )
+    lost = (F.col("in_source") > 0) & (F.col("in_bronze") == 0) & (F.col("apart") == 0)
+    duplicated = F.col("in_bronze") > 1
+    totals = pairs.agg(
+        F.sum("in_source").alias("checked"),
+        F.sum(F.when(lost, F.col("in_source"))).alias("missing"),
+        F.sum(F.when(F.col("apart") > 0, F.col("in_source"))).alias("apart"),
+        F.count_if(duplicated).alias("duplicated"),
+    ).first()
+    assert totals is not None
+    missing, copies = int(totals["missing"] or 0), int(totals["duplicated"])
+    missing_sample, duplicated_sample = [], []
+    if missing:
+        lost_keys = pairs.where(lost).select(source.key).orderBy(source.key).limit(SAMPLE_SIZE)
+        missing_sample = [iso(r[0]) for r in lost_keys.collect()]
+    if copies:
+        copied = pairs.where(duplicated).orderBy(source.key).limit(SAMPLE_SIZE)
+        duplicated_sample = [str(r[0]) for r in copied.collect()]
+    return [
+        AssetCheckResult(
+            check_name=RECONCILES,
+            passed=missing == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "windows_checked": windows,
+                "source_rows_checked": int(totals["checked"] or 0),
+                "missing_rows": missing,
+                "rows_in_conflicting_versions": int(totals["apart"] or 0),
+                "sample_missing_keys": str(missing_sample),
+            },
+        ),
+        AssetCheckResult(
+            check_name=NO_DUPLICATES,
+            passed=copies == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={"duplicated_versions": copies, "sample_keys": str(duplicated_sample)},
+        ),
+    ]
+
+
+def passed_without_windows() -> list[AssetCheckResult]:
+    """A run whose range ends before the table's first window checks nothing."""
+    return [
+        AssetCheckResult(check_name=RECONCILES, passed=True, metadata={"windows_checked": 0}),
+        AssetCheckResult(
+            check_name=NO_DUPLICATES, passed=True, metadata={"duplicated_versions": 0}
+        ),
+    ]
+
+
+def _in_window(session: SparkSession, path: str, keys: list[str], window: delta.Window):
+    """The (key, watermark) pairs of a bronze table's rows in the window, one per row."""
+    return delta.read(session, path).select(*keys).where(window.predicate())
+
+
+def build_caught_up_check(
+    tables: Sequence[SourceTable], key_of: Callable[[SourceTable], AssetKey]
+) -> AssetChecksDefinition:
+    """Freshness of every bronze table in one step: a few SQL queries, no Spark."""
+    by_key = {key_of(source): source for source in tables}
+    specs = [
         AssetCheckSpec(
             CAUGHT_UP,
             asset=key,
@@ -79,160 +185,23 @@ def build_bronze_check(source: SourceTable, first: date) -> AssetChecksDefinitio
                 "Freshness: bronze's high watermark is within one daily window of the source's "
                 "newest complete-window watermark."
             ),
-        ),
+        )
+        for key in by_key
     ]
 
-    @multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True)
-    def _checks(
-        context: AssetCheckExecutionContext,
-        source_db: SourceDatabase,
-        spark: SparkResource,
-        lakehouse: Lakehouse,
+    @multi_asset_check(specs=specs, name="bronze_caught_up_with_source", can_subset=True)
+    def _caught_up_checks(
+        context: AssetCheckExecutionContext, source_db: SourceDatabase, lakehouse: Lakehouse
     ) -> Iterator[AssetCheckResult]:
-        selected = {k.name for k in context.selected_asset_check_keys}
-        doc = watermarks.load(watermarks.document_path(lakehouse.root, source), source)
-        if selected & {RECONCILES, NO_DUPLICATES}:
-            session = spark.session(context.log)
-            scope = _scope(source, first, sorted(doc.windows), run_range(context))
-            versions = _versions(session, lakehouse, source, scope)
-            if RECONCILES in selected:
-                yield _reconcile(
-                    context, source_db, session, lakehouse, source, first, scope, versions
-                )
-            if NO_DUPLICATES in selected:
-                yield _duplicates(source, versions)
-            versions.unpersist()
-        if CAUGHT_UP in selected:
-            yield _caught_up(source_db, source, doc)
+        for check in context.selected_asset_check_keys:
+            source = by_key[check.asset_key]
+            doc = watermarks.load(watermarks.document_path(lakehouse.root, source), source)
+            yield _caught_up(source_db, source, doc, check.asset_key)
 
-    return _checks
+    return _caught_up_checks
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The windows a check covers, and the watermark bounds [low, high) that hold them."""
-
-    windows: list[str]
-    low: datetime | None
-    high: datetime | None
-
-
-def _scope(
-    source: SourceTable, first: date, extracted: list[str], days_run: tuple[date, date] | None
-) -> Scope:
-    if days_run is None or not extracted:
-        high = None
-        if extracted:
-            high = datetime.combine(date.fromisoformat(extracted[-1]), datetime.min.time())
-            high += timedelta(days=1)
-        return Scope(extracted, None, high)
-    start = datetime.combine(days_run[0], datetime.min.time())
-    end = datetime.combine(days_run[1] + timedelta(days=1), datetime.min.time())
-    bounds = extraction_bounds(source, start, end, first)
-    if bounds is None:
-        return Scope([], None, None)
-    low, high = bounds
-    lowest = first if low is None else low.date()
-    windows = [d for d in extracted if lowest <= date.fromisoformat(d) < high.date()]
-    return Scope(windows, low, high)
-
-
-def _versions(session, lakehouse: Lakehouse, source: SourceTable, scope: Scope):
-    """Bronze's (key, watermark) pairs in the scope's bounds, with how often each appears."""
-    pairs = _pairs(session, lakehouse.path(Layer.BRONZE, source.entity), source, scope)
-    return pairs.count().persist()
-
-
-def _pairs(session, path: str, source: SourceTable, scope: Scope):
-    """The (key, watermark) pairs of a bronze table in the scope's bounds, grouped."""
-    keys = [source.key, source.watermark]
-    rows = delta.read(session, path).select(*keys)
-    bound = SourceDatabase.bound
-    low, high = bound(source, scope.low), bound(source, scope.high)
-    if low is not None:
-        rows = rows.where(F.col(source.watermark) >= F.lit(low))
-    if high is not None:
-        rows = rows.where(F.col(source.watermark) < F.lit(high))
-    return rows.groupBy(*keys)
-
-
-def _reconcile(context, source_db, session, lakehouse, source, first, scope, versions):
-    if not scope.windows:
-        return AssetCheckResult(check_name=RECONCILES, passed=True, metadata={"windows_checked": 0})
-    run_id = context.op_execution_context.run_id
-    staging = storage.join(lakehouse.root, "_staging", source.entity, f"check-{run_id}.parquet")
-    table = source_db.table(source)
-    cols = [c for c in source_db.columns(table) if c.name in (source.key, source.watermark)]
-    stmt = select(*cols).where(*source_db.window_filter(table, source, scope.low, scope.high))
-    full = source_db.arrow_schema(table)
-    schema = pa.schema([full.field(source.key), full.field(source.watermark)])
-    try:
-        batches = source_db.stream(stmt, schema, f"reconciling {source.name}", schema.names)
-        stage(batches, schema, staging)
-        src = session.read.parquet(staging)
-        if source.watermark_is_date:
-            day = F.col(source.watermark)
-        else:
-            day = F.to_date(F.col(source.watermark))
-        src = src.where(
-            F.greatest(day, F.lit(first)).isin([date.fromisoformat(d) for d in scope.windows])
-        )
-        keys = [source.key, source.watermark]
-        landed = versions.select(*keys).withColumn("_landed", F.lit(True))
-        apart_path = lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity))
-        if delta.exists(session, apart_path):  # conflicting versions are landed, apart
-            apart = _pairs(session, apart_path, source, scope).agg(
-                F.max(F.lit(True)).alias("_apart")
-            )
-            landed = landed.join(apart, keys, "full")
-        else:
-            landed = landed.withColumn("_apart", F.lit(None).cast("boolean"))
-        joined = src.join(landed, keys, "left")
-        lost = F.col("_landed").isNull() & F.col("_apart").isNull()
-        totals = joined.agg(
-            F.count(F.lit(1)).alias("checked"),
-            F.count(F.when(lost, 1)).alias("missing"),
-            F.count("_apart").alias("apart"),
-        ).first()
-        assert totals is not None
-        checked, count = int(totals["checked"]), int(totals["missing"])
-        apart_rows = int(totals["apart"])
-        sample = []
-        if count:
-            missing = joined.where(lost).select(source.key)
-            rows = missing.orderBy(source.key).limit(SAMPLE_SIZE).collect()
-            sample = [iso(r[0]) for r in rows]
-    finally:
-        storage.delete(staging)
-    return AssetCheckResult(
-        check_name=RECONCILES,
-        passed=count == 0,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "windows_checked": len(scope.windows),
-            "source_rows_checked": checked,
-            "missing_rows": count,
-            "rows_in_conflicting_versions": apart_rows,
-            "sample_missing_keys": str(sample),
-        },
-    )
-
-
-def _duplicates(source: SourceTable, versions) -> AssetCheckResult:
-    dups = versions.where("count > 1")
-    count = dups.count()
-    sample = []
-    if count:
-        sample = [str(r[0]) for r in dups.orderBy(source.key).limit(SAMPLE_SIZE).collect()]
-    return AssetCheckResult(
-        check_name=NO_DUPLICATES,
-        passed=count == 0,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"duplicated_versions": count, "sample_keys": str(sample)},
-    )
-
-
-def _caught_up(source_db: SourceDatabase, source: SourceTable, doc) -> AssetCheckResult:
+def _caught_up(source_db: SourceDatabase, source: SourceTable, doc, key: AssetKey):
     table = source_db.table(source)
     wm = table.c[source.watermark]
     extracted_until = max(doc.windows) if doc.windows else None
@@ -251,6 +220,7 @@ def _caught_up(source_db: SourceDatabase, source: SourceTable, doc) -> AssetChec
         ).days
     passed = source_high is None or (lag_days is not None and lag_days <= 1)
     return AssetCheckResult(
+        asset_key=key,
         check_name=CAUGHT_UP,
         passed=passed,
         severity=AssetCheckSeverity.WARN,
@@ -261,7 +231,3 @@ def _caught_up(source_db: SourceDatabase, source: SourceTable, doc) -> AssetChec
             "last_window_extracted": extracted_until or "",
         },
     )
-
-
-def build_bronze_checks(tables, partitions_start: date) -> list[AssetChecksDefinition]:
-    return [build_bronze_check(source, first_day(source, partitions_start)) for source in tables]

@@ -1,25 +1,15 @@
 """Asset checks. Every gold table: its keys are unique and never NULL.
 
 A dimension with history has one row per version: its surrogate key is unique over all rows, and
-its natural key over the current rows (exactly one current version per key).
+its natural key over the current rows (exactly one current version per key). The gold steps
+evaluate these checks themselves, on the table they wrote.
 """
 
-from collections.abc import Iterator
-
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetKey,
-    multi_asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, Layer
-from spotify_assets.lake import delta
-from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
 
 
@@ -72,10 +62,10 @@ def key_check_name(key: str, current_only: bool) -> str:
     return f"{key}_unique_not_null" + ("_current" if current_only else "")
 
 
-def build_key_checks(entity: str, keys: list[tuple[str, bool]]) -> AssetChecksDefinition:
-    """The table's key checks, (key, current rows only) each, in one step over one read."""
+def key_check_specs(entity: str) -> list[AssetCheckSpec]:
+    """The table's key checks, blocking: a table with a broken key stops what reads it."""
     asset = AssetKey([Layer.GOLD.value, entity])
-    specs = [
+    return [
         AssetCheckSpec(
             key_check_name(key, current_only),
             asset=asset,
@@ -85,40 +75,33 @@ def build_key_checks(entity: str, keys: list[tuple[str, bool]]) -> AssetChecksDe
             ),
             blocking=True,
         )
-        for key, current_only in keys
+        for key, current_only in table_keys(entity)
     ]
 
-    @multi_asset_check(
-        specs=specs, name=f"{asset.to_python_identifier()}_key_checks", can_subset=True
-    )
-    def _checks(
-        context: AssetCheckExecutionContext, spark: SparkResource, lakehouse: Lakehouse
-    ) -> Iterator[AssetCheckResult]:
-        selected = {k.name for k in context.selected_asset_check_keys}
-        chosen = [(k, c) for k, c in keys if key_check_name(k, c) in selected]
-        session = spark.session(context.log)
-        table = delta.read(session, lakehouse.path(Layer.GOLD, entity))
-        for (key, current_only), (nulls, duplicated, sample) in zip(
-            chosen, violations(table, chosen), strict=True
-        ):
-            yield AssetCheckResult(
-                check_name=key_check_name(key, current_only),
-                passed=nulls == 0 and duplicated == 0,
-                severity=AssetCheckSeverity.ERROR,
-                metadata={
-                    "null_keys": nulls,
-                    "duplicated_keys": duplicated,
-                    "sample_duplicated_keys": str(sample),
-                },
-            )
 
-    return _checks
-
-
-def build_gold_key_checks() -> list[AssetChecksDefinition]:
-    """A dimension's natural key over its current rows, and its surrogate key over all rows; a
-    table without history, its key over all rows."""
+def key_check_results(table: DataFrame, entity: str) -> list[AssetCheckResult]:
+    """The key checks of `table` (the gold table as its step wrote it), evaluated in the step:
+    one aggregation over the table, no step of their own."""
+    keys = table_keys(entity)
     return [
-        build_key_checks(entity, [(key, True), (surrogate, False)] if surrogate else [(key, False)])
-        for entity, (key, surrogate) in GOLD_KEYS.items()
+        AssetCheckResult(
+            check_name=key_check_name(key, current_only),
+            passed=nulls == 0 and duplicated == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "null_keys": nulls,
+                "duplicated_keys": duplicated,
+                "sample_duplicated_keys": str(sample),
+            },
+        )
+        for (key, current_only), (nulls, duplicated, sample) in zip(
+            keys, violations(table, keys), strict=True
+        )
     ]
+
+
+def table_keys(entity: str) -> list[tuple[str, bool]]:
+    """(key, current rows only) of a gold table: a dimension's natural key over its current
+    rows and its surrogate key over all rows; a table without history, its key over all rows."""
+    key, surrogate = GOLD_KEYS[entity]
+    return [(key, True), (surrogate, False)] if surrogate else [(key, False)]

@@ -17,10 +17,11 @@ from pyspark.sql import functions as F
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs import quality
 from spotify_assets.defs.bronze import source_window
+from spotify_assets.defs.checks import key_check_results, key_check_specs
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.defs.silver import versions_entity
 from spotify_assets.lake import as_of, delta, scd2_merge, storage
-from spotify_assets.lake.metadata import table_metadata
+from spotify_assets.lake.metadata import Counted, table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import expectations, gold
 
@@ -42,9 +43,9 @@ def write_quarantine(
     re-run after a fix moves fixed rows back. Written once anything was ever quarantined."""
     path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
     if window is None:
-        if delta.exists(session, path) or not rows.isEmpty():
+        if delta.exists(path) or not rows.isEmpty():
             delta.overwrite(rows, path)
-    elif delta.exists(session, path):
+    elif delta.exists(path):
         delta.replace_window(rows, path, window)
     elif not rows.isEmpty():
         delta.overwrite(rows, path)
@@ -60,7 +61,7 @@ def replace_quarantined_keys(
 ) -> None:
     """The quarantine's rows of the changed keys, replaced by their new verdicts."""
     path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
-    if not delta.exists(session, path):
+    if not delta.exists(path):
         if not rows.isEmpty():
             delta.overwrite(rows, path)
         return
@@ -108,7 +109,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         deps=[AssetKey([Layer.SILVER.value, versions_entity(entity)])],
         backfill_policy=BackfillPolicy.single_run(),  # lets `dg launch --partition-range` run it
         kinds={"spark", "delta"},
-        check_specs=quality.check_specs(key, entity),
+        check_specs=[*quality.check_specs(key, entity), *key_check_specs(entity)],
         description=(
             f"The `{entity}` dimension with its history (SCD Type 2, tracking "
             f"{', '.join(scd2.track) if scd2.track else 'every attribute'}): one row per "
@@ -144,7 +145,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         )
         history = gold.build_scd2(scd2, checked.clean, surrogate, table)
         if plan.full:
-            before = delta.table_version(session, path) if delta.exists(session, path) else None
+            before = delta.table_version(session, path) if delta.exists(path) else None
             unknown = gold.unknown_member(history, scd2.key, surrogate)
             # The quarantine first: the table's commit records the log version consumed, so a
             # crash between the two must leave the table behind (a re-run redoes both).
@@ -162,9 +163,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             totals = applied.totals
         quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
         quarantined_now = (
-            delta.read(session, quarantine_path).count()
-            if delta.exists(session, quarantine_path)
-            else 0
+            delta.read(session, quarantine_path).count() if delta.exists(quarantine_path) else 0
         )
         events.unpersist()
         dropped = quality.dropped_by_rule(checked.outcomes)
@@ -187,7 +186,10 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
                 rows_dropped_per_rule=dropped,
                 rows_in_quarantine_table=quarantined_now,
             ),
-            check_results=quality.check_results(checked.outcomes),
+            check_results=[
+                *quality.check_results(checked.outcomes),
+                *key_check_results(delta.read(session, path), entity),
+            ],
         )
 
     return _gold_dim
@@ -202,7 +204,7 @@ DIM_DATE = AssetKey([Layer.GOLD.value, "dim_date"])
     deps=[AssetKey([Layer.SILVER.value, e]) for e in ("dim_date", "fact_stream")],
     backfill_policy=BackfillPolicy.single_run(),  # lets `dg launch --partition-range` run it
     kinds={"spark", "delta"},
-    check_specs=quality.check_specs(DIM_DATE, "dim_date"),
+    check_specs=[*quality.check_specs(DIM_DATE, "dim_date"), *key_check_specs("dim_date")],
     description=(
         "The calendar: the original's columns plus quarter and is_weekend, covering every date "
         "a stream falls on (dates the source's calendar lacks are generated)."
@@ -220,20 +222,23 @@ def gold_dim_date(
         str(table), silver, expectations.EXPECTATIONS["dim_date"], "date_key"
     )
     streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream"))
-    delta.overwrite(gold.build_dim_date(checked.clean, streams), path)
+    written = Counted(gold.build_dim_date(checked.clean, streams))
+    delta.overwrite(written.frame, path)
     write_quarantine(session, lakehouse, "dim_date", checked.quarantine)
-    written = delta.read(session, path)
     dropped = quality.dropped_by_rule(checked.outcomes)
     return MaterializeResult(
         metadata=table_metadata(
-            written.schema,
-            written.count(),
+            written.frame.schema,
+            written.rows,
             path,
             table,
             rows_quarantined=sum(dropped.values()),
             rows_dropped_per_rule=dropped,
         ),
-        check_results=quality.check_results(checked.outcomes),
+        check_results=[
+            *quality.check_results(checked.outcomes),
+            *key_check_results(delta.read(session, path), "dim_date"),
+        ],
     )
 
 
@@ -257,7 +262,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
 
     @asset(
         key=FACT,
-        check_specs=quality.check_specs(FACT, "fact_stream"),
+        check_specs=[*quality.check_specs(FACT, "fact_stream"), *key_check_specs("fact_stream")],
         group_name=Layer.GOLD.value,
         deps=[
             AssetKey([Layer.SILVER.value, "fact_stream"]),
@@ -322,21 +327,31 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         combined = quality.combine(outcomes)
         dropped = quality.dropped_by_rule(combined)
         written = delta.read(session, path)
-        in_window = written.where(window.predicate())
-        unresolved = in_window.where("user_sk = -1 OR track_sk = -1 OR artist_sk = -1").count()
+        unresolved_row = "user_sk = -1 OR track_sk = -1 OR artist_sk = -1"
+        totals = written.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count_if(F.expr(window.predicate())).alias("in_window"),
+            F.count_if(F.expr(f"({window.predicate()}) AND ({unresolved_row})")).alias(
+                "unresolved"
+            ),
+        ).first()
+        assert totals is not None
         return MaterializeResult(
             metadata=table_metadata(
                 written.schema,
-                written.count(),
+                int(totals["rows"]),
                 path,
                 table,
-                unresolved_keys=unresolved,
+                unresolved_keys=int(totals["unresolved"]),
                 windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
                 rows_quarantined=sum(dropped.values()),
                 rows_dropped_per_rule=dropped,
-                **{"dagster/partition_row_count": in_window.count()},
+                **{"dagster/partition_row_count": int(totals["in_window"])},
             ),
-            check_results=quality.check_results(combined),
+            check_results=[
+                *quality.check_results(combined),
+                *key_check_results(written, "fact_stream"),
+            ],
         )
 
     return _fact_stream

@@ -14,7 +14,7 @@ Every materialisation reports rows in and written, duplicates removed, rows with
 and schema changes; each table's schema history sits beside it (silver/_schemas/).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dagster import (
@@ -31,12 +31,13 @@ from dagster import (
 )
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, TableName
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.lake import as_of, change_log, delta, storage
-from spotify_assets.lake.metadata import table_metadata
+from spotify_assets.lake.metadata import Counted, table_metadata
 from spotify_assets.lineage import column_lineage
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import enriched, schema_history
@@ -90,14 +91,15 @@ class Conforming:
         if r.columns_missing:
             context.log.warning(f"{table}: column(s) {r.columns_missing} not in bronze: NULL")
 
-    def metadata(self, written: DataFrame, path: str, name: TableName, **extra: Any) -> dict:
-        """What a materialisation wrote (`written`: its rows), counted in one Spark job."""
-        totals = written.agg(F.count(F.lit(1)), F.count(RESCUED)).first()
-        assert totals is not None
-        rows_written, rescued = int(totals[0]), int(totals[1])
+    def metadata(
+        self, schema: StructType, rows_written: int, rescued: int, path: str, name: TableName,
+        **extra: Any,
+    ) -> dict:  # fmt: skip
+        """What a materialisation wrote: `rows_written` rows, `rescued` of them with rescued
+        data (counted as they were written, see Counted)."""
         r = self.result
         return table_metadata(
-            written.schema,
+            schema,
             rows_written,
             path,
             name,
@@ -115,6 +117,16 @@ class Conforming:
             **extra,
         )
 
+    def release(self) -> None:
+        self.result.frame.unpersist()
+
+
+def counts(frame: DataFrame) -> tuple[int, int]:
+    """(rows, rows with rescued data) of a frame, in one Spark job."""
+    totals = frame.agg(F.count(F.lit(1)), F.count(RESCUED)).first()
+    assert totals is not None
+    return int(totals[0]), int(totals[1])
+
 
 def conform_bronze(
     session: SparkSession, lakehouse: Lakehouse, entity: str, window: delta.Window | None = None
@@ -127,6 +139,9 @@ def conform_bronze(
     history = schema_history.load(path, entity)
     table = lakehouse.name(Layer.SILVER, entity)
     result = conform(bronze, contract, history, table)
+    # Kept for the run's several uses (the counts below, each table written from it): bronze
+    # is read and conformed once. `release` frees it.
+    result = replace(result, frame=result.frame.persist())
     totals = [F.count(F.lit(1)).alias("rows")]
     if IGNORED_VALUES in result.frame.columns:
         totals.append(F.sum(IGNORED_VALUES).alias("ignored"))
@@ -172,26 +187,42 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
         conforming.log(context)
         frame, contract = conforming.frame, conforming.contract
         log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
-        synced = change_log.sync(
-            session, versions(frame, contract), log_path, [contract.key, contract.sequence]
-        )
+        all_versions = versions(frame, contract)
+        synced = change_log.sync(session, all_versions, log_path, [contract.key, contract.sequence])
         current_path = lakehouse.path(Layer.SILVER, entity)
-        delta.overwrite(latest_per_key(frame, contract), current_path)
+        current = Counted(latest_per_key(frame, contract), rescued=RESCUED)
+        delta.overwrite(current.frame, current_path)
         conforming.save_history()
+        # The change log now holds exactly these versions (sync), counted from the kept rows.
+        log_rows, log_rescued = counts(all_versions)
+        conforming.release()
         log_changes = {
             "versions_inserted": synced.inserted,
             "versions_updated": synced.updated,
             "versions_deleted": synced.deleted,
         }
         log_name = lakehouse.name(Layer.SILVER, versions_entity(entity))
-        for key, path, name, extra in (
-            (versions_key, log_path, log_name, log_changes),
-            (current_key, current_path, conforming.table, {}),
-        ):
-            written = delta.read(session, path)
-            yield MaterializeResult(
-                asset_key=key, metadata=conforming.metadata(written, path, name, **extra)
-            )
+        yield MaterializeResult(
+            asset_key=versions_key,
+            metadata=conforming.metadata(
+                delta.read(session, log_path).schema,
+                log_rows,
+                log_rescued,
+                log_path,
+                log_name,
+                **log_changes,
+            ),
+        )
+        yield MaterializeResult(
+            asset_key=current_key,
+            metadata=conforming.metadata(
+                current.frame.schema,
+                current.rows,
+                current.rescued,
+                current_path,
+                conforming.table,
+            ),
+        )
 
     return _silver
 
@@ -214,10 +245,15 @@ def build_silver_dim_date() -> AssetsDefinition:
         conforming = conform_bronze(session, lakehouse, "dim_date")
         conforming.log(context)
         path = lakehouse.path(Layer.SILVER, "dim_date")
-        delta.overwrite(latest_per_key(conforming.frame, conforming.contract), path)
+        written = Counted(latest_per_key(conforming.frame, conforming.contract), rescued=RESCUED)
+        delta.overwrite(written.frame, path)
         conforming.save_history()
-        written = delta.read(session, path)
-        return MaterializeResult(metadata=conforming.metadata(written, path, conforming.table))
+        conforming.release()
+        return MaterializeResult(
+            metadata=conforming.metadata(
+                written.frame.schema, written.rows, written.rescued, path, conforming.table
+            )
+        )
 
     return _silver_dim_date
 
@@ -247,11 +283,13 @@ def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
         conforming = conform_bronze(session, lakehouse, "fact_stream", window)
         conforming.log(context)
         path = lakehouse.path(Layer.SILVER, "fact_stream")
-        refined = latest_per_key(conforming.frame, source)
-        delta.replace_window(refined, path, window)
+        refined = Counted(latest_per_key(conforming.frame, source), rescued=RESCUED)
+        delta.replace_window(refined.frame, path, window)  # the window now holds these rows
         conforming.save_history()
-        in_window = delta.read(session, path).where(window.predicate())
-        metadata = conforming.metadata(in_window, path, conforming.table)
+        conforming.release()
+        metadata = conforming.metadata(
+            refined.frame.schema, refined.rows, refined.rescued, path, conforming.table
+        )
         metadata["dagster/partition_row_count"] = metadata["rows_written"]
         return MaterializeResult(metadata=metadata)
 
@@ -312,10 +350,12 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
                 f"versions changed since they were built: {[str(d) for d in stale]}"
             )
         in_window = delta.read(session, path).where(window.predicate())
-        rows = in_window.count()
-        unmatched = in_window.where(
-            "user_name IS NULL OR track_name IS NULL OR artist_name IS NULL"
-        ).count()
+        unmatched_row = "user_name IS NULL OR track_name IS NULL OR artist_name IS NULL"
+        totals = in_window.agg(
+            F.count(F.lit(1)).alias("rows"), F.count_if(F.expr(unmatched_row)).alias("unmatched")
+        ).first()
+        assert totals is not None
+        rows, unmatched = int(totals["rows"]), int(totals["unmatched"])
         return MaterializeResult(
             metadata=table_metadata(
                 in_window.schema,

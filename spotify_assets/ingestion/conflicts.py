@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from spotify_assets.lake import delta, storage
+from spotify_assets.lake import delta
 
 _ROWS = "__rows_of_version"
 
@@ -52,7 +52,7 @@ def land_versions(
     are skipped (the usual case, and the cheap one)."""
     if keys_unique:
         inserted, change = delta.insert_new_versions(spark, frame, path, keys, window)
-        if _exists(apart_path):  # the table has gained a primary key since: none left
+        if delta.exists(apart_path):  # the table has gained a primary key since: none left
             delta.replace_window(frame.limit(0), apart_path, window)
         return Landed(inserted, change)
     counted = frame.dropDuplicates().withColumn(
@@ -68,14 +68,9 @@ def land_versions(
         distinct, apart = int(totals["distinct"]), int(totals["apart"])
         single = counted.where(F.col(_ROWS) == 1).drop(_ROWS)
         inserted, change = delta.insert_new_versions(spark, single, path, keys, window)
-        if apart or _exists(apart_path):
+        if apart or delta.exists(apart_path):
             # Replacing the window also clears the conflicts the source has settled since.
             delta.replace_window(counted.where(F.col(_ROWS) > 1).drop(_ROWS), apart_path, window)
     finally:
         counted.unpersist()
     return Landed(inserted, change, copies=rows - distinct, conflicting=apart)
-
-
-def _exists(table_path: str) -> bool:
-    """Whether a Delta table is there (a file-system look, cheaper than asking Spark)."""
-    return storage.exists(storage.join(table_path, "_delta_log"))

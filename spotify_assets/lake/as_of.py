@@ -152,13 +152,13 @@ def write_windows(
     if run.open_below:  # the first window also holds every older row: each older day is built
         older = F.col(run.column) < F.lit(run.start)
         below = window_days(fact.where(older), run.column)
-        if delta.exists(spark, path):
+        if delta.exists(path):
             below |= window_days(delta.read(spark, path).where(older), run.column)
         run_days = [*sorted(below), *run_days]
     if state is None:  # no record of how the table was built: rebuild everything it holds
         state = AsOfState()
         stale = set()
-        if delta.exists(spark, path):
+        if delta.exists(path):
             stale = window_days(delta.read(spark, path), run.column)
     else:
         stale = affected_days(spark, fact, run.column, dimensions, read, paths, state, now)

@@ -67,7 +67,7 @@ def sync(
 ) -> SyncCounts:
     """Make the table at `path` hold exactly `df` (unique on `keys`): insert new rows, update
     rows whose values differ, delete rows `df` lacks; unchanged rows are not touched."""
-    if not delta.exists(spark, path):
+    if not delta.exists(path):
         create(df, path)
         return SyncCounts(delta.last_commit_rows(spark, path), 0, 0)
     ensure_properties(spark, path)
@@ -136,7 +136,7 @@ def recorded(spark: SparkSession, path: str, name: str, within: int = 20) -> dic
     None (the caller then rebuilds, and every build writes a record). None too when a later
     commit changed rows without a record (a RESTORE, a manual DELETE): the record no longer
     describes the table."""
-    if not delta.exists(spark, path):
+    if not delta.exists(path):
         return None
     for row in delta.history(spark, path, within):  # newest first
         try:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import validate_identifier
+from spotify_assets.lake import storage
 from spotify_assets.sql import delta_table, render
 
 
@@ -76,12 +76,14 @@ def _literal(value: datetime | date) -> str:
 # Delta Connect plugin on the server.
 
 
-def exists(spark: SparkSession, path: str) -> bool:
-    try:
-        detail = spark.sql(f"DESCRIBE DETAIL {delta_table(path)}").select("format").first()
-    except AnalysisException:  # no such path
-        return False
-    return detail is not None and detail["format"] == "delta"
+def exists(path: str) -> bool:
+    """Whether a Delta table is at `path`: its log holds the first commit, or a checkpoint once
+    old commits are cleaned up. Commits appear atomically (written aside, then renamed), so a
+    write in progress is not a table yet. A look at the file system, not a Spark job: the
+    steps ask it often."""
+    log = storage.join(path, "_delta_log")
+    first_commit = storage.join(log, f"{0:020d}.json")
+    return storage.exists(first_commit) or storage.exists(storage.join(log, "_last_checkpoint"))
 
 
 def detail(spark: SparkSession, path: str) -> Row:
@@ -101,7 +103,7 @@ def read(spark: SparkSession, path: str) -> DataFrame:
 
 def align_schema(spark: SparkSession, df: DataFrame, path: str) -> tuple[DataFrame, SchemaChange]:
     """Give `df` the target's columns it lacks (as NULLs) and report columns it adds."""
-    if not exists(spark, path):
+    if not exists(path):
         return df, SchemaChange()
     target = {f.name: f.dataType for f in read(spark, path).schema.fields}
     missing = tuple(c for c in target if c not in df.columns)
@@ -125,7 +127,7 @@ def insert_new_versions(
     Returns the rows inserted and how the schema changed (new source columns are added to the
     table by MERGE schema evolution; lost ones are NULL in new rows).
     """
-    if not exists(spark, path):
+    if not exists(path):
         df.write.format("delta").mode("append").save(path)
         return last_commit_rows(spark, path), SchemaChange(added=())
     df, change = align_schema(spark, df, path)

@@ -112,7 +112,7 @@ def write_full(
         ).first()
         assert row is not None
         totals = Totals(int(row["rows"]), int(row["current"]))
-        new = not delta.exists(spark, path)
+        new = not delta.exists(path)
         with change_log.recording(spark, RECORD, plan.record(totals)):
             if new:  # created with its properties: no second commit to set them
                 change_log.create(history.unionByName(unknown), path)
