@@ -154,7 +154,8 @@ def plots(f: dict[str, Any], targets: dict[str, float], results: Path) -> list[P
         fig, ax = plt.subplots(figsize=(7, 3.6))
         names = list(present)
         values = [v for v, _ in present.values()]
-        bars = ax.bar(names, values, color="#1DB954")
+        met = [v <= t for v, t in present.values()]  # a missed target shows in another colour
+        bars = ax.bar(names, values, color=["#1DB954" if ok else "#e67e22" for ok in met])
         ax.scatter(names, [t for _, t in present.values()], marker="_", s=2000, color="#c0392b",
                    label="target (at most)", zorder=3)  # fmt: skip
         for bar, value in zip(bars, values, strict=True):

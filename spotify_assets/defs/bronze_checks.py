@@ -189,7 +189,7 @@ def build_caught_up_check(
         for key in by_key
     ]
 
-    @multi_asset_check(specs=specs, name="bronze_caught_up_with_source", can_subset=True)
+    @multi_asset_check(specs=specs, name="bronze_freshness_checks", can_subset=True)
     def _caught_up_checks(
         context: AssetCheckExecutionContext, source_db: SourceDatabase, lakehouse: Lakehouse
     ) -> Iterator[AssetCheckResult]:
