@@ -7,6 +7,7 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import text
@@ -179,13 +180,15 @@ def test_postgres_source_with_a_concurrent_insert_during_extraction(
     assert doc["windows"]["2026-01-01"]["rows"] == 335
 
 
+@pytest.mark.parametrize("compared", ["in Spark", "on the driver"])
 def test_the_blocking_checks_count_missing_duplicated_and_conflicting_pairs_exactly(
-    spark, tmp_path
+    spark, tmp_path, compared
 ):
     """The in-step checks on hand-made tables: in the window [Jan 2, Jan 3), the source holds
     pairs (1, a) (2, a) (3, a) (4, a) (4, a) (an exact copy); bronze holds (1, a) twice, (2, a),
     and (9, a), a version the source no longer has; (3, a) is landed apart as a conflicting
-    version; (4, a) is nowhere. Rows outside the window are not checked."""
+    version; (4, a) is nowhere. Rows outside the window are not checked. The source's pairs
+    compare in Spark (many) or on the driver in Arrow (few), with the same figures."""
     a, outside = datetime(2026, 1, 2, 8), datetime(2026, 1, 5)
     schema = "user_id INT, updated_at TIMESTAMP"
     source = spark.createDataFrame([(1, a), (2, a), (3, a), (4, a), (4, a), (5, outside)], schema)
@@ -194,8 +197,12 @@ def test_the_blocking_checks_count_missing_duplicated_and_conflicting_pairs_exac
     spark.createDataFrame(rows, schema).write.format("delta").save(bronze)
     spark.createDataFrame([(3, a), (3, a)], schema).write.format("delta").save(apart)
     window = delta.Window("updated_at", datetime(2026, 1, 2), datetime(2026, 1, 3))
+    pairs = source.where(window.predicate())
+    if compared == "on the driver":  # as the step reads them: from Parquet, naive timestamps
+        staged = pa.schema([("user_id", pa.int64()), ("updated_at", pa.timestamp("us"))])
+        pairs = pairs.toArrow().cast(staged)
     reconciled, duplicated = bronze_checks.evaluate_blocking(
-        spark, USERS, source.where(window.predicate()), bronze, apart, window, 1
+        spark, USERS, pairs, bronze, apart, window, 1
     )
     figures = {k: v.value for k, v in reconciled.metadata.items()}
     assert (reconciled.passed, figures) == (False, {
@@ -208,7 +215,7 @@ def test_the_blocking_checks_count_missing_duplicated_and_conflicting_pairs_exac
     )  # fmt: skip
     # Without a conflicting-versions table, (3, a) is missing too.
     reconciled, _ = bronze_checks.evaluate_blocking(
-        spark, USERS, source.where(window.predicate()), bronze, str(tmp_path / "none"), window, 1
+        spark, USERS, pairs, bronze, str(tmp_path / "none"), window, 1
     )
     assert reconciled.metadata["missing_rows"].value == 3
     assert reconciled.metadata["sample_missing_keys"].value == "['3', '4']"

@@ -157,11 +157,13 @@ def build_bronze_asset(
                     read_staged(session, storage.join(staging, "null.parquet")), null_path
                 )
             pairs_path = storage.join(staging, "source_pairs.parquet")
-            bronze_checks.stage_source_pairs(source_db, source, low, high, pairs_path)
+            pairs = bronze_checks.stage_source_pairs(source_db, source, low, high, pairs_path)
             checks = bronze_checks.evaluate_blocking(
                 session,
                 source,
-                session.read.parquet(pairs_path),
+                storage.read_parquet(pairs_path)
+                if pairs <= bronze_checks.DRIVER_PAIRS
+                else session.read.parquet(pairs_path),
                 path,
                 apart_path,
                 target,

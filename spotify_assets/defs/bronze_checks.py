@@ -8,10 +8,12 @@ their own, and they cover exactly what the run could have written. The freshness
 """
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import reduce
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -21,7 +23,7 @@ from dagster import (
     AssetKey,
     multi_asset_check,
 )
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sqlalchemy import func, select
 
@@ -69,92 +71,154 @@ def stage_source_pairs(
     low: datetime | None,
     high: datetime,
     path: str,
-) -> None:
+) -> int:
     """The source's (key, watermark) pairs in [low, high), read again after the insert and
     staged as Parquet at `path`: a row committed during the extraction with a watermark in the
-    window (which the extraction's snapshot could not see) is then found missing."""
+    window (which the extraction's snapshot could not see) is then found missing. Returns how
+    many pairs."""
     table = source_db.table(source)
     cols = [c for c in source_db.columns(table) if c.name in (source.key, source.watermark)]
     stmt = select(*cols).where(*source_db.window_filter(table, source, low, high))
     full = source_db.arrow_schema(table)
     schema = pa.schema([full.field(source.key), full.field(source.watermark)])
     batches = source_db.stream(stmt, schema, f"reconciling {source.name}", schema.names)
-    stage(batches, schema, path)
+    return stage(batches, schema, path)
+
+
+# Up to this many source pairs the checks compare pairs on the driver, in Arrow: a few hundred
+# thousand pairs take milliseconds there, where a Spark aggregation pays its stages' fixed cost
+# (about a second on a laptop). Above it, Spark compares them.
+DRIVER_PAIRS = 500_000
+_TAGS = ("_source", "_bronze", "_apart")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What both blocking checks report: figures over the run's windows, samples of keys."""
+
+    checked: int
+    missing: int
+    apart: int
+    duplicated: int
+    missing_sample: list[str | None]
+    duplicated_sample: list[str]
 
 
 def evaluate_blocking(
     session: SparkSession,
     source: SourceTable,
-    source_pairs: DataFrame,
+    source_pairs: DataFrame | pa.Table,
     path: str,
     apart_path: str,
     window: delta.Window,
     windows: int,
 ) -> list[AssetCheckResult]:
-    """Both blocking checks over `window` (the run's bounds, `windows` daily windows), in one
-    Spark job: `source_pairs` are the source's (see stage_source_pairs), `path` and
-    `apart_path` bronze and its conflicting versions. The samples of keys take a second job, on
-    failure only."""
+    """Both blocking checks over `window` (the run's bounds, `windows` daily windows):
+    `source_pairs` are the source's (see stage_source_pairs; an Arrow table is compared on
+    the driver, a Spark frame in Spark), `path` and `apart_path` bronze and its conflicting
+    versions."""
     keys = [source.key, source.watermark]
-
-    def tagged(rows: DataFrame, tag: str) -> DataFrame:
-        others = [t for t in ("_source", "_bronze", "_apart") if t != tag]
-        return rows.select(*keys, F.lit(1).alias(tag), *(F.lit(0).alias(other) for other in others))
-
-    parts = [
-        tagged(source_pairs, "_source"),
-        tagged(_in_window(session, path, keys, window), "_bronze"),
-    ]
+    sides = {"_bronze": _in_window(session, path, keys, window)}
     if delta.exists(apart_path):  # conflicting versions are landed, apart
-        parts.append(tagged(_in_window(session, apart_path, keys, window), "_apart"))
-    # One row per pair: how often the source, bronze and the conflicting versions hold it. A
-    # union and one aggregation (no join): the cheapest plan for both checks at once.
-    pairs = (
-        reduce(DataFrame.unionByName, parts)
-        .groupBy(*keys)
-        .agg(
-            F.sum("_source").alias("in_source"),
-            F.sum("_bronze").alias("in_bronze"),
-            F.sum("_apart").alias("apart"),
-        )
-    )
-    lost = (F.col("in_source") > 0) & (F.col("in_bronze") == 0) & (F.col("apart") == 0)
-    duplicated = F.col("in_bronze") > 1
-    totals = pairs.agg(
-        F.sum("in_source").alias("checked"),
-        F.sum(F.when(lost, F.col("in_source"))).alias("missing"),
-        F.sum(F.when(F.col("apart") > 0, F.col("in_source"))).alias("apart"),
-        F.count_if(duplicated).alias("duplicated"),
-    ).first()
-    assert totals is not None
-    missing, copies = int(totals["missing"] or 0), int(totals["duplicated"])
-    missing_sample, duplicated_sample = [], []
-    if missing:
-        lost_keys = pairs.where(lost).select(source.key).orderBy(source.key).limit(SAMPLE_SIZE)
-        missing_sample = [iso(r[0]) for r in lost_keys.collect()]
-    if copies:
-        copied = pairs.where(duplicated).orderBy(source.key).limit(SAMPLE_SIZE)
-        duplicated_sample = [str(r[0]) for r in copied.collect()]
+        sides["_apart"] = _in_window(session, apart_path, keys, window)
+    if isinstance(source_pairs, pa.Table):
+        verdict = _on_driver(keys, source_pairs, {t: f.toArrow() for t, f in sides.items()})
+    else:
+        verdict = _in_spark(keys, source_pairs, sides)
     return [
         AssetCheckResult(
             check_name=RECONCILES,
-            passed=missing == 0,
+            passed=verdict.missing == 0,
             severity=AssetCheckSeverity.ERROR,
             metadata={
                 "windows_checked": windows,
-                "source_rows_checked": int(totals["checked"] or 0),
-                "missing_rows": missing,
-                "rows_in_conflicting_versions": int(totals["apart"] or 0),
-                "sample_missing_keys": str(missing_sample),
+                "source_rows_checked": verdict.checked,
+                "missing_rows": verdict.missing,
+                "rows_in_conflicting_versions": verdict.apart,
+                "sample_missing_keys": str(verdict.missing_sample),
             },
         ),
         AssetCheckResult(
             check_name=NO_DUPLICATES,
-            passed=copies == 0,
+            passed=verdict.duplicated == 0,
             severity=AssetCheckSeverity.ERROR,
-            metadata={"duplicated_versions": copies, "sample_keys": str(duplicated_sample)},
+            metadata={
+                "duplicated_versions": verdict.duplicated,
+                "sample_keys": str(verdict.duplicated_sample),
+            },
         ),
     ]
+
+
+def _in_spark(keys: list[str], source_pairs: DataFrame, sides: dict[str, DataFrame]) -> Verdict:
+    """One Spark job: a union of the sides and one aggregation by pair (no join), then the
+    totals; the samples of keys take a second job, on failure only."""
+
+    def tagged(rows: DataFrame, tag: str) -> DataFrame:
+        return rows.select(*keys, *(F.lit(int(t == tag)).alias(t) for t in _TAGS))
+
+    parts = [tagged(source_pairs, "_source"), *(tagged(f, t) for t, f in sides.items())]
+    # One row per pair: how often the source, bronze and the conflicting versions hold it.
+    pairs = (
+        reduce(DataFrame.unionByName, parts).groupBy(*keys).agg(*(F.sum(t).alias(t) for t in _TAGS))
+    )
+    lost = (F.col("_source") > 0) & (F.col("_bronze") == 0) & (F.col("_apart") == 0)
+    duplicated = F.col("_bronze") > 1
+    totals = pairs.agg(
+        F.sum("_source").alias("checked"),
+        F.sum(F.when(lost, F.col("_source"))).alias("missing"),
+        F.sum(F.when(F.col("_apart") > 0, F.col("_source"))).alias("apart"),
+        F.count_if(duplicated).alias("duplicated"),
+    ).first()
+    assert totals is not None
+
+    def sample(condition: Column) -> list:
+        rows = pairs.where(condition).select(keys[0]).orderBy(keys[0]).limit(SAMPLE_SIZE)
+        return [r[0] for r in rows.collect()]
+
+    missing, copies = int(totals["missing"] or 0), int(totals["duplicated"])
+    return Verdict(
+        checked=int(totals["checked"] or 0),
+        missing=missing,
+        apart=int(totals["apart"] or 0),
+        duplicated=copies,
+        missing_sample=[iso(k) for k in sample(lost)] if missing else [],
+        duplicated_sample=[str(k) for k in sample(duplicated)] if copies else [],
+    )
+
+
+def _on_driver(keys: list[str], source_pairs: pa.Table, sides: dict[str, pa.Table]) -> Verdict:
+    """The same figures as `_in_spark`, from Arrow tables on the driver (few pairs)."""
+    schema = sides["_bronze"].schema  # bronze's types: the source's are cast to them
+
+    def tagged(rows: pa.Table, tag: str) -> pa.Table:
+        rows = rows.select(keys).cast(pa.schema([schema.field(k) for k in keys]))
+        ones = [pa.repeat(pa.scalar(int(t == tag), pa.int64()), rows.num_rows) for t in _TAGS]
+        return pa.table([*rows.columns, *ones], names=[*keys, *_TAGS])
+
+    parts = [tagged(source_pairs, "_source"), *(tagged(f, t) for t, f in sides.items())]
+    pairs = pa.concat_tables(parts).group_by(keys).aggregate([(t, "sum") for t in _TAGS])
+    in_source, in_bronze, apart = (pairs[f"{t}_sum"] for t in _TAGS)
+    lost = pc.and_(pc.greater(in_source, 0), pc.and_(pc.equal(in_bronze, 0), pc.equal(apart, 0)))
+    duplicated = pc.greater(in_bronze, 1)
+
+    def total(values: pa.ChunkedArray) -> int:
+        return int(pc.sum(values).as_py() or 0)
+
+    def sample(condition: pa.ChunkedArray) -> list:
+        chosen = pairs.filter(condition).select([keys[0]]).sort_by(keys[0])
+        return chosen.column(0).slice(0, SAMPLE_SIZE).to_pylist()
+
+    missing = total(pc.if_else(lost, in_source, 0))
+    copies = total(pc.cast(duplicated, pa.int64()))
+    return Verdict(
+        checked=total(in_source),
+        missing=missing,
+        apart=total(pc.if_else(pc.greater(apart, 0), in_source, 0)),
+        duplicated=copies,
+        missing_sample=[iso(k) for k in sample(lost)] if missing else [],
+        duplicated_sample=[str(k) for k in sample(duplicated)] if copies else [],
+    )
 
 
 def passed_without_windows() -> list[AssetCheckResult]:

@@ -6,7 +6,7 @@ evaluate these checks themselves, on the table they wrote.
 """
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, Layer
@@ -31,27 +31,36 @@ def key_violations(df, key: str) -> tuple[int, int, list]:
     return nulls, dups, sample
 
 
-def violations(df, keys: list[tuple[str, bool]]) -> list[tuple[int, int, list]]:
-    """`key_violations` of each (key, current rows only), in one Spark job when every key is
-    unique: a key is unique when its non-NULL values are as many as its distinct values, and
-    only a key that is not gets the exact count and sample."""
+def key_aggregates(keys: list[tuple[str, bool]]) -> list[Column]:
+    """The aggregates `violations` needs for each (key, current rows only): NULLs, non-NULL
+    values and distinct values. A step adds them to an aggregation it runs anyway."""
     aggregates = []
     for i, (key, current_only) in enumerate(keys):
         scope = F.col("is_current") if current_only else F.lit(True)
         value = F.when(scope, F.col(key))
         aggregates += [
-            F.count_if(scope & F.col(key).isNull()).alias(f"nulls_{i}"),
-            F.count(value).alias(f"values_{i}"),
-            F.count_distinct(value).alias(f"distinct_{i}"),
+            F.count_if(scope & F.col(key).isNull()).alias(f"_key{i}_nulls"),
+            F.count(value).alias(f"_key{i}_values"),
+            F.count_distinct(value).alias(f"_key{i}_distinct"),
         ]
-    if not aggregates:
+    return aggregates
+
+
+def violations(
+    df: DataFrame, keys: list[tuple[str, bool]], measured: Row | None = None
+) -> list[tuple[int, int, list]]:
+    """`key_violations` of each (key, current rows only), in one Spark job when every key is
+    unique: a key is unique when its non-NULL values are as many as its distinct values, and
+    only a key that is not gets the exact count and sample. `measured`: a row of `df`'s
+    aggregation that holds `key_aggregates(keys)` already (no job then, keys unique)."""
+    if not keys:
         return []
-    row = df.agg(*aggregates).first()
+    row = measured if measured is not None else df.agg(*key_aggregates(keys)).first()
     assert row is not None
     results: list[tuple[int, int, list]] = []
     for i, (key, current_only) in enumerate(keys):
-        nulls = int(row[f"nulls_{i}"])
-        if row[f"values_{i}"] == row[f"distinct_{i}"]:
+        nulls = int(row[f"_key{i}_nulls"])
+        if row[f"_key{i}_values"] == row[f"_key{i}_distinct"]:
             results.append((nulls, 0, []))
         else:
             results.append(key_violations(df.where("is_current") if current_only else df, key))
@@ -79,9 +88,12 @@ def key_check_specs(entity: str) -> list[AssetCheckSpec]:
     ]
 
 
-def key_check_results(table: DataFrame, entity: str) -> list[AssetCheckResult]:
+def key_check_results(
+    table: DataFrame, entity: str, measured: Row | None = None
+) -> list[AssetCheckResult]:
     """The key checks of `table` (the gold table as its step wrote it), evaluated in the step:
-    one aggregation over the table, no step of their own."""
+    one aggregation over the table, or none when the step's own aggregation `measured` holds
+    `key_aggregates(table_keys(entity))`."""
     keys = table_keys(entity)
     return [
         AssetCheckResult(
@@ -95,7 +107,7 @@ def key_check_results(table: DataFrame, entity: str) -> list[AssetCheckResult]:
             },
         )
         for (key, current_only), (nulls, duplicated, sample) in zip(
-            keys, violations(table, keys), strict=True
+            keys, violations(table, keys, measured), strict=True
         )
     ]
 

@@ -17,7 +17,12 @@ from pyspark.sql import functions as F
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
 from spotify_assets.defs import quality
 from spotify_assets.defs.bronze import source_window
-from spotify_assets.defs.checks import key_check_results, key_check_specs
+from spotify_assets.defs.checks import (
+    key_aggregates,
+    key_check_results,
+    key_check_specs,
+    table_keys,
+)
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.defs.silver import versions_entity
 from spotify_assets.lake import as_of, delta, scd2_merge, storage
@@ -144,15 +149,24 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             str(table), events, expectations.EXPECTATIONS[entity], scd2.key
         )
         history = gold.build_scd2(scd2, checked.clean, surrogate, table)
+        quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
         if plan.full:
             before = delta.table_version(session, path) if delta.exists(path) else None
             unknown = gold.unknown_member(history, scd2.key, surrogate)
             # The quarantine first: the table's commit records the log version consumed, so a
             # crash between the two must leave the table behind (a re-run redoes both).
             write_quarantine(session, lakehouse, entity, checked.quarantine)
-            totals = scd2_merge.write_full(session, history, unknown, path, plan)
+            totals, measured = scd2_merge.write_full(
+                session, history, unknown, path, plan, key_aggregates(table_keys(entity))
+            )
             opened, closed = version_changes(session, path, surrogate, before, totals.rows)
             keys_changed: int | None = None
+            # Its last commit is the overwrite just made: its row count needs no scan.
+            quarantined_now = (
+                delta.last_commit_rows(session, quarantine_path)
+                if delta.exists(quarantine_path)
+                else 0
+            )
         else:
             assert plan.keys is not None
             replace_quarantined_keys(
@@ -160,11 +174,10 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             )
             applied = scd2_merge.merge_changes(session, history, path, plan, scd2.key, surrogate)
             opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
-            totals = applied.totals
-        quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
-        quarantined_now = (
-            delta.read(session, quarantine_path).count() if delta.exists(quarantine_path) else 0
-        )
+            totals, measured = applied.totals, None
+            quarantined_now = (
+                delta.read(session, quarantine_path).count() if delta.exists(quarantine_path) else 0
+            )
         events.unpersist()
         dropped = quality.dropped_by_rule(checked.outcomes)
         return MaterializeResult(
@@ -188,7 +201,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             ),
             check_results=[
                 *quality.check_results(checked.outcomes),
-                *key_check_results(delta.read(session, path), entity),
+                *key_check_results(delta.read(session, path), entity, measured),
             ],
         )
 
@@ -328,12 +341,13 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         dropped = quality.dropped_by_rule(combined)
         written = delta.read(session, path)
         unresolved_row = "user_sk = -1 OR track_sk = -1 OR artist_sk = -1"
-        totals = written.agg(
+        totals = written.agg(  # the metadata's counts and the key checks in one pass
             F.count(F.lit(1)).alias("rows"),
             F.count_if(F.expr(window.predicate())).alias("in_window"),
             F.count_if(F.expr(f"({window.predicate()}) AND ({unresolved_row})")).alias(
                 "unresolved"
             ),
+            *key_aggregates(table_keys("fact_stream")),
         ).first()
         assert totals is not None
         return MaterializeResult(
@@ -350,7 +364,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
             ),
             check_results=[
                 *quality.check_results(combined),
-                *key_check_results(written, "fact_stream"),
+                *key_check_results(written, "fact_stream", totals),
             ],
         )
 

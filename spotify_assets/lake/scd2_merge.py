@@ -15,9 +15,10 @@ feed cannot tell what changed, or when asked (full_refresh). Both paths give the
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.lake import change_log, delta
@@ -102,16 +103,29 @@ def among(rows: DataFrame, keys: DataFrame, key: str, how: str = "left_semi") ->
 
 
 def write_full(
-    spark: SparkSession, history: DataFrame, unknown: DataFrame, path: str, plan: Plan
-) -> Totals:
-    """Replace the table with `history` plus the `unknown` member row."""
+    spark: SparkSession,
+    history: DataFrame,
+    unknown: DataFrame,
+    path: str,
+    plan: Plan,
+    measures: Sequence[Column] = (),
+) -> tuple[Totals, Row]:
+    """Replace the table with `history` plus the `unknown` member row. `measures`: more
+    aggregates over the rows written (a check's), computed in the pass that counts them; the
+    row returned holds them."""
     history = history.persist()
     try:
-        row = history.agg(
-            F.count(F.lit(1)).alias("rows"), F.count_if("is_current").alias("current")
+        written = history.withColumn(_UNKNOWN, F.lit(False)).unionByName(
+            unknown.withColumn(_UNKNOWN, F.lit(True))
+        )
+        known = ~F.col(_UNKNOWN)
+        row = written.agg(
+            F.count_if(known).alias("_rows"),
+            F.count_if(known & F.col("is_current")).alias("_current"),
+            *measures,
         ).first()
         assert row is not None
-        totals = Totals(int(row["rows"]), int(row["current"]))
+        totals = Totals(int(row["_rows"]), int(row["_current"]))
         new = not delta.exists(path)
         with change_log.recording(spark, RECORD, plan.record(totals)):
             if new:  # created with its properties: no second commit to set them
@@ -122,7 +136,10 @@ def write_full(
         history.unpersist()
     if not new:
         change_log.ensure_properties(spark, path)
-    return totals
+    return totals, row
+
+
+_UNKNOWN = "_unknown_member"
 
 
 @dataclass(frozen=True)

@@ -169,11 +169,30 @@ def exists(location: str) -> bool:
     return bool(fs.exists(path))
 
 
+def list_names(location: str) -> list[str]:
+    """The names of the entries of a folder; [] when there is no such folder."""
+    fs, path = filesystem(location)
+    try:
+        entries = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return []
+    return [str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries]
+
+
 def read_text(location: str) -> str:
     """The file's text; FileNotFoundError when there is none."""
     fs, path = filesystem(location)
     with fs.open(path, "rb") as f:
         return f.read().decode("utf-8")
+
+
+def read_parquet(location: str) -> Any:
+    """A Parquet file as an Arrow table (a small one: it is read whole into memory)."""
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(location)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f)
 
 
 def write_text_atomically(location: str, text: str) -> None:
