@@ -49,7 +49,7 @@ def table(f: dict[str, Any], targets: dict[str, float]) -> str:
                 f"bare PySpark {o['bare_seconds']} s",
                 f"<= {t}x: {_verdict(o['orchestration_overhead'], t)}",
             ),
-            *_by_layer(o.get("seconds_by_layer_first_repeat")),
+            *_by_layer(o.get("seconds_by_layer_median_repeat")),
             (
                 "  gold rows differing from the bare script's",
                 str(o["gold_rows_differing_from_bare"]),
@@ -200,8 +200,8 @@ def plots(f: dict[str, Any], targets: dict[str, float], results: Path) -> list[P
 
 
 def _by_layer(layers: dict[str, dict[str, float]] | None) -> list[tuple[str, str, str, str]]:
-    """Where the two runs' time went (their first repeat): each layer's steps, then Dagster's
-    stand-alone check steps and its time outside any step."""
+    """Where the two runs' time went (the repeat whose Dagster run took the median time): each
+    layer's steps, then Dagster's stand-alone check steps and its time outside any step."""
     if not layers:
         return []
     dagster, bare = layers["dagster"], layers["bare"]

@@ -9,8 +9,8 @@ Measured, on sources the simulator seeds into a throw-away PostgreSQL server:
    per step;
 2. orchestration overhead: the whole graph for one day through Dagster against
    benchmarks/bare_pipeline.py (the same transformations as a plain PySpark script) in the same
-   Spark session, alternating, medians, at two day sizes; their gold tables must be equal row for
-   row;
+   Spark session, alternating, medians of three, at two day sizes; their gold tables must be
+   equal row for row;
 3. backfill efficiency: 30 days as one run against one day of the same source;
 4. incremental independence: one day's run on a lake holding 365 days of history against the
    same on 7 days (equal daily volume; the median of the next days);
@@ -41,6 +41,7 @@ class Sizes:
     """How big each measurement is: the full run's, or the smoke run's (CI, minutes)."""
 
     repeats: int
+    overhead_repeats: int  # 3 or more: the median then ignores one disturbed run (a shared VM)
     backfill_repeats: int
     warm_up: bool  # a first run of each kind in the JVM, not counted (JIT, class loading)
     scale: int  # x 500 users, artists and tracks, for items 2 to 4
@@ -61,6 +62,7 @@ class Sizes:
 
 FULL = Sizes(
     repeats=2,
+    overhead_repeats=3,
     backfill_repeats=1,
     warm_up=True,
     scale=20,  # 10,000 users, artists and tracks
@@ -80,6 +82,7 @@ FULL = Sizes(
 )
 SMOKE = Sizes(
     repeats=1,
+    overhead_repeats=1,
     backfill_repeats=1,
     warm_up=False,
     scale=1,
@@ -139,16 +142,18 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
             pipeline.bare_run(pipeline.settings_for(at / "warm_bare", url), START, START)
             pipeline.dagster_run(pipeline.settings_for(at / "warm_dagster", url), START, START)
         dagster, bare, steps = [], [], 0
-        by_layer: dict[str, dict[str, float]] = {"dagster": {}, "bare": {}}
-        for i in range(sizes.repeats):
+        layers: list[dict[str, dict[str, float]]] = []
+        for i in range(sizes.overhead_repeats):
             settings = pipeline.settings_for(at / f"d{i}", url)
-            first = by_layer if i == 0 else {"dagster": {}, "bare": {}}
-            seconds, steps = pipeline.dagster_run(settings, START, START, layers=first["dagster"])
+            layers.append({"dagster": {}, "bare": {}})
+            timed = layers[-1]["dagster"]
+            seconds, steps = pipeline.dagster_run(settings, START, START, layers=timed)
             dagster.append(seconds)
             bare_at = pipeline.settings_for(at / f"b{i}", url)
-            bare.append(pipeline.bare_run(bare_at, START, START, layers=first["bare"]))
+            bare.append(pipeline.bare_run(bare_at, START, START, layers=layers[-1]["bare"]))
             say(f"  Dagster {dagster[-1]:.1f} s, bare PySpark {bare[-1]:.1f} s")
-        say(f"  by layer, first repeat: Dagster {by_layer['dagster']}, bare {by_layer['bare']}")
+        by_layer = layers[sorted(range(len(dagster)), key=dagster.__getitem__)[len(dagster) // 2]]
+        say(f"  by layer, median repeat: Dagster {by_layer['dagster']}, bare {by_layer['bare']}")
         differences = pipeline.gold_differences(
             spark, str(at / "d0" / "lake"), str(at / "b0" / "lake")
         )
@@ -162,7 +167,9 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
                 "steps": steps,
                 "orchestration_overhead": round(d / b, 2),
                 "extra_seconds_per_step": round((d - b) / steps, 2),
-                "seconds_by_layer_first_repeat": by_layer,
+                "dagster_seconds_each": [round(x, 2) for x in dagster],
+                "bare_seconds_each": [round(x, 2) for x in bare],
+                "seconds_by_layer_median_repeat": by_layer,
                 "gold_rows_differing_from_bare": sum(differences.values()),
             }
         )

@@ -25,7 +25,7 @@ FIGURES = {
             "steps": 39,
             "orchestration_overhead": 1.5,
             "extra_seconds_per_step": 0.51,
-            "seconds_by_layer_first_repeat": {
+            "seconds_by_layer_median_repeat": {
                 "dagster": {
                     "bronze": 9.5,
                     "silver": 20.0,
