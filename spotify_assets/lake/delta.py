@@ -107,18 +107,22 @@ def history(spark: SparkSession, path: str, limit: int) -> list[dict[str, Any]]:
     (version, operation, operationParameters, operationMetrics, userMetadata), read from the
     commit files themselves: a few small files instead of a Spark query, which the steps would
     pay about 0.3 s each for."""
-    log = storage.join(path, "_delta_log")
-    names = storage.list_names(log)
-    if _staged(log, names):  # the log alone may be behind: ask Delta
+    log, names = _log_files(path)
+    if names is None:  # the log alone may be behind: ask Delta
         rows = spark.sql(f"DESCRIBE HISTORY {delta_table(path)} LIMIT {int(limit)}").collect()
         return [row.asDict() for row in rows]
     versions = sorted((int(m[1]) for n in names if (m := _COMMIT.match(n))), reverse=True)
     return [_commit(log, version) for version in versions[: max(int(limit), 0)]]
 
 
-def _staged(log: str, names: list[str]) -> bool:
-    """Whether a catalog holds commits the log has not yet (Delta 4 creates the folder empty)."""
-    return _STAGED in names and bool(storage.list_names(storage.join(log, _STAGED)))
+def _log_files(path: str) -> tuple[str, list[str] | None]:
+    """The table's log folder and the names in it; None for the names when a catalog holds
+    commits the log does not have yet (Delta 4 creates `_staged_commits` empty)."""
+    log = storage.join(path, "_delta_log")
+    names = storage.list_names(log)
+    if _STAGED in names and storage.list_names(storage.join(log, _STAGED)):
+        return log, None
+    return log, names
 
 
 def _commit(log: str, version: int) -> dict[str, Any]:
@@ -227,9 +231,8 @@ def update_matched(
 def table_version(spark: SparkSession, path: str) -> int:
     """The table's latest version (-1 when it has none): the newest commit or checkpoint in
     its log, a listing of one folder."""
-    log = storage.join(path, "_delta_log")
-    names = storage.list_names(log)
-    if _staged(log, names):
+    _, names = _log_files(path)
+    if names is None:
         rows = history(spark, path, 1)
         return int(rows[0]["version"]) if rows else -1
     matches = (_COMMIT.match(n) or _CHECKPOINT.match(n) for n in names)
