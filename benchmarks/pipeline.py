@@ -34,6 +34,18 @@ def settings_for(root: Path, url: str, **env: str):
     return make_settings(root, SPOTIFY_SOURCE_DB_URL=url, **env)
 
 
+def settle(spark) -> None:
+    """Put the JVM in the same state before every timed run: Delta's cache of table logs
+    emptied (each run writes new tables, so earlier runs' entries are dead weight that only
+    grows), cached frames dropped, then a full garbage collection. Without this a run pays for
+    the garbage of the runs before it, so the later of two runs is the slower."""
+    spark.catalog.clearCache()
+    jvm = getattr(spark, "_jvm", None)  # a local session; Spark Connect has no JVM here
+    if jvm is not None:
+        jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+        jvm.java.lang.System.gc()
+
+
 def dagster_run(settings, first: date, last: date, layers: dict[str, float] | None = None):
     """One run of the lakehouse job over first..last (a single-run backfill) in this process's
     Spark session, recorded in a throw-away instance. Returns (seconds, steps); fills `layers`,

@@ -141,16 +141,23 @@ def overhead(server: str, work: Path, sizes: Sizes, say) -> dict:
         if sizes.warm_up and not runs:  # each kind once in this JVM, uncounted: JIT, classes
             pipeline.bare_run(pipeline.settings_for(at / "warm_bare", url), START, START)
             pipeline.dagster_run(pipeline.settings_for(at / "warm_dagster", url), START, START)
-        dagster, bare, steps = [], [], 0
+        dagster: list[float] = []
+        bare: list[float] = []
+        steps = 0
         layers: list[dict[str, dict[str, float]]] = []
         for i in range(sizes.overhead_repeats):
-            settings = pipeline.settings_for(at / f"d{i}", url)
             layers.append({"dagster": {}, "bare": {}})
-            timed = layers[-1]["dagster"]
-            seconds, steps = pipeline.dagster_run(settings, START, START, layers=timed)
-            dagster.append(seconds)
-            bare_at = pipeline.settings_for(at / f"b{i}", url)
-            bare.append(pipeline.bare_run(bare_at, START, START, layers=layers[-1]["bare"]))
+            # Which kind goes first alternates (DB, BD, DB...), so a drift of the JVM or the
+            # host over the repeats weighs on both alike; each starts from a settled JVM.
+            for kind in ("dagster", "bare") if i % 2 == 0 else ("bare", "dagster"):
+                pipeline.settle(spark)
+                settings = pipeline.settings_for(at / f"{kind[0]}{i}", url)
+                timed = layers[-1][kind]
+                if kind == "dagster":
+                    seconds, steps = pipeline.dagster_run(settings, START, START, layers=timed)
+                    dagster.append(seconds)
+                else:
+                    bare.append(pipeline.bare_run(settings, START, START, layers=timed))
             say(f"  Dagster {dagster[-1]:.1f} s, bare PySpark {bare[-1]:.1f} s")
         by_layer = layers[sorted(range(len(dagster)), key=dagster.__getitem__)[len(dagster) // 2]]
         say(f"  by layer, median repeat: Dagster {by_layer['dagster']}, bare {by_layer['bare']}")

@@ -4,8 +4,10 @@ Spark Connect)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from spotify_assets.lake import change_log, delta
+from spotify_assets.sql import delta_table
 
 
 def test_exists_is_true_only_for_a_delta_table(spark, tmp_path):
@@ -86,3 +88,30 @@ def test_commits_a_catalog_has_not_copied_into_the_log_send_the_history_to_delta
 
 
 FIELDS = ("version", "operation", "operationParameters", "operationMetrics", "userMetadata")
+
+
+def checksum(table: str, version: int) -> dict:
+    return json.loads((Path(table) / "_delta_log" / f"{version:020d}.crc").read_text())
+
+
+def test_the_row_count_adds_up_the_checksum_and_spark_counts_when_it_cannot(spark, tmp_path):
+    table = str(tmp_path / "table")
+    rows = spark.range(10).repartition(2)
+    rows.write.format("delta").option("delta.enableDeletionVectors", "true").save(table)
+    spark.range(10, 15).write.format("delta").mode("append").save(table)
+    spark.sql(f"DELETE FROM {delta_table(table)} WHERE id % 3 = 0")  # 0, 3, 6, 9, 12
+    latest = checksum(table, 2)
+    assert any(f.get("deletionVector") for f in latest["allFiles"])  # rows deleted in place
+    assert delta._rows_in_checksum(latest) == 10
+    assert delta.row_count(spark, table) == delta.read(spark, table).count() == 10
+    (Path(table) / "_delta_log" / f"{2:020d}.crc").unlink()  # a writer that left none
+    assert delta.row_count(spark, table) == 10
+
+    many = str(tmp_path / "many")
+    spark.conf.set("spark.databricks.delta.allFilesInCrc.thresholdNumFiles", "2")
+    try:  # a table of more files than the checksum lists
+        spark.range(7).repartition(3).write.format("delta").save(many)
+    finally:
+        spark.conf.unset("spark.databricks.delta.allFilesInCrc.thresholdNumFiles")
+    assert delta._rows_in_checksum(checksum(many, 0)) is None
+    assert delta.row_count(spark, many) == 7

@@ -207,7 +207,7 @@ def build_bronze_asset(
         return MaterializeResult(
             metadata=table_metadata(
                 stored.schema,
-                stored.count(),
+                delta.row_count(session, path),
                 path,
                 lakehouse.name(Layer.BRONZE, source.entity),
                 source_rows_in_window=extracted,

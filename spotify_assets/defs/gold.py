@@ -176,7 +176,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
             totals, measured = applied.totals, None
             quarantined_now = (
-                delta.read(session, quarantine_path).count() if delta.exists(quarantine_path) else 0
+                delta.row_count(session, quarantine_path) if delta.exists(quarantine_path) else 0
             )
         events.unpersist()
         dropped = quality.dropped_by_rule(checked.outcomes)
