@@ -7,7 +7,17 @@ from datetime import datetime
 
 import pytest
 
-from spotify_assets.defs.checks import key_check_results, key_violations, violations
+from spotify_assets.defs.checks import (
+    key_aggregates,
+    key_check_results,
+    key_figures_on_driver,
+    key_violations,
+    table_keys,
+    violations,
+)
+from spotify_assets.defs.gold import fact_totals
+from spotify_assets.lake import delta, driver_read
+from spotify_assets.sql import delta_table
 from spotify_assets.transforms import gold
 from spotify_assets.transforms.expectations import (
     Action,
@@ -244,3 +254,53 @@ def test_key_checks_of_one_table_agree_with_the_exact_count_in_one_pass(spark):
     assert {k: v.value for k, v in sk.items()} == {
         "null_keys": 1, "duplicated_keys": 1, "sample_duplicated_keys": "[13]"
     }  # fmt: skip
+
+
+def test_key_figures_read_on_the_driver_are_spark_s(spark, tmp_path):
+    """The figures of the key checks, from a small table's files on the driver: the same as
+    Spark's aggregation, a NULL is_current out of the current rows as there."""
+    rows = [  # (user_id, user_sk, is_current)
+        (1, 10, False), (1, 11, True), (2, 12, True), (None, 13, True), (3, 13, True),
+        (3, 14, None), (3, 15, True), (4, None, True),
+    ]  # fmt: skip
+    df = spark.createDataFrame(rows, "user_id int, user_sk int, is_current boolean")
+    path = str(tmp_path / "dim_user")
+    df.write.format("delta").save(path)
+    keys = table_keys("dim_user")
+    figures = key_figures_on_driver(path, "dim_user")
+    assert figures == df.agg(*key_aggregates(keys)).first().asDict() == {
+        "_key0_nulls": 1, "_key0_values": 5, "_key0_distinct": 4,
+        "_key1_nulls": 1, "_key1_values": 7, "_key1_distinct": 6,
+    }  # fmt: skip
+    assert violations(df, keys, figures) == violations(df, keys) == [(1, 1, [3]), (1, 1, [13])]
+
+
+def test_the_fact_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tmp_path):
+    """Rows, rows in the window, the window's rows with an unresolved dimension (-1; a NULL
+    beside a -1 still counts, as SQL's OR has it), and the key's figures."""
+    day, before = datetime(2026, 1, 2, 8), datetime(2026, 1, 1, 10)
+    rows = [  # (stream_id, stream_timestamp, user_sk, track_sk, artist_sk)
+        (1, day, 10, 20, 30), (2, day, -1, 20, 30), (3, day, 10, None, -1),
+        (3, before, 10, 20, 30), (None, day, 10, None, 30), (5, None, -1, 20, 30),
+    ]  # fmt: skip
+    ddl = "stream_id long, stream_timestamp timestamp, user_sk int, track_sk int, artist_sk int"
+    path = str(tmp_path / "fact_stream")
+    spark.createDataFrame(rows, ddl).write.format("delta").option(
+        "delta.enableDeletionVectors", "true"
+    ).save(path)
+    window = delta.Window("stream_timestamp", datetime(2026, 1, 2), datetime(2026, 1, 3))
+    columns = ["stream_id"]
+    assert driver_read.read_table(path, columns, 100) is not None  # read on the driver
+    totals = fact_totals(delta.read(spark, path), path, window)
+    assert {k: totals[k] for k in ("rows", "in_window", "unresolved")} == {
+        "rows": 6, "in_window": 4, "unresolved": 2
+    }  # fmt: skip
+    assert [totals[f"_key0_{f}"] for f in ("nulls", "values", "distinct")] == [1, 5, 4]
+
+    spark.sql(f"DELETE FROM {delta_table(path)} WHERE stream_id = 2")  # a deletion vector
+    assert driver_read.read_table(path, columns, 100) is None  # so Spark reads it
+    totals = fact_totals(delta.read(spark, path), path, window)
+    assert {k: totals[k] for k in ("rows", "in_window", "unresolved")} == {
+        "rows": 5, "in_window": 3, "unresolved": 1
+    }  # fmt: skip
+    assert [totals[f"_key0_{f}"] for f in ("nulls", "values", "distinct")] == [1, 4, 3]

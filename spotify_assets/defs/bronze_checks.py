@@ -2,8 +2,9 @@
 
 The two blocking checks run inside the bronze step, on what it already holds: the window's
 source rows, staged for the insert, against bronze's (key, watermark) pairs in the same bounds.
-So they cost one Spark job over the run's windows, not a second read of the source in a step of
-their own, and they cover exactly what the run could have written. The freshness check
+They cover exactly what the run could have written, in no step of their own. Few pairs are
+compared on the driver in Arrow, bronze's read from its files (lake.driver_read) with no Spark
+query; many in one Spark job. The freshness check
 (`caught_up_with_source`, a warning) is one step for all tables, runnable on its own.
 """
 
@@ -31,7 +32,7 @@ from spotify_assets.catalog import SourceTable
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.staging import stage
 from spotify_assets.ingestion.windows import iso
-from spotify_assets.lake import delta
+from spotify_assets.lake import delta, driver_read
 from spotify_assets.resources import Lakehouse
 from spotify_assets.source.resource import SourceDatabase
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
@@ -88,7 +89,7 @@ def stage_source_pairs(
 # Up to this many source pairs the checks compare pairs on the driver, in Arrow: a few hundred
 # thousand pairs take milliseconds there, where a Spark aggregation pays its stages' fixed cost
 # (about a second on a laptop). Above it, Spark compares them.
-DRIVER_PAIRS = 500_000
+DRIVER_PAIRS = driver_read.MAX_ROWS
 _TAGS = ("_source", "_bronze", "_apart")
 
 
@@ -118,13 +119,15 @@ def evaluate_blocking(
     the driver, a Spark frame in Spark), `path` and `apart_path` bronze and its conflicting
     versions."""
     keys = [source.key, source.watermark]
-    sides = {"_bronze": _in_window(session, path, keys, window)}
+    paths = {"_bronze": path}
     if delta.exists(apart_path):  # conflicting versions are landed, apart
-        sides["_apart"] = _in_window(session, apart_path, keys, window)
+        paths["_apart"] = apart_path
     if isinstance(source_pairs, pa.Table):
-        verdict = _on_driver(keys, source_pairs, {t: f.toArrow() for t, f in sides.items()})
+        sides = {t: _in_window_on_driver(session, p, keys, window) for t, p in paths.items()}
+        verdict = _on_driver(keys, source_pairs, sides)
     else:
-        verdict = _in_spark(keys, source_pairs, sides)
+        frames = {t: _in_window(session, p, keys, window) for t, p in paths.items()}
+        verdict = _in_spark(keys, source_pairs, frames)
     return [
         AssetCheckResult(
             check_name=RECONCILES,
@@ -234,6 +237,15 @@ def passed_without_windows() -> list[AssetCheckResult]:
 def _in_window(session: SparkSession, path: str, keys: list[str], window: delta.Window):
     """The (key, watermark) pairs of a bronze table's rows in the window, one per row."""
     return delta.read(session, path).select(*keys).where(window.predicate())
+
+
+def _in_window_on_driver(
+    session: SparkSession, path: str, keys: list[str], window: delta.Window
+) -> pa.Table:
+    """The same pairs in Arrow: read from the table's files when few (no Spark query's fixed
+    cost), else collected from Spark."""
+    pairs = driver_read.read_window(path, keys, window, max_rows=DRIVER_PAIRS)
+    return pairs if pairs is not None else _in_window(session, path, keys, window).toArrow()
 
 
 def build_caught_up_check(

@@ -5,11 +5,16 @@ its natural key over the current rows (exactly one current version per key). The
 evaluate these checks themselves, on the table they wrote.
 """
 
+from collections.abc import Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey
 from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, Layer
+from spotify_assets.lake import driver_read
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
 
 
@@ -46,8 +51,34 @@ def key_aggregates(keys: list[tuple[str, bool]]) -> list[Column]:
     return aggregates
 
 
+def key_figures(rows: pa.Table, keys: list[tuple[str, bool]]) -> dict[str, int]:
+    """What `key_aggregates` computes, over the table's rows in Arrow."""
+    figures = {}
+    for i, (key, current_only) in enumerate(keys):
+        scope = rows.filter(pc.fill_null(rows["is_current"], False)) if current_only else rows
+        values = scope.column(key)
+        figures[f"_key{i}_nulls"] = values.null_count
+        figures[f"_key{i}_values"] = len(values) - values.null_count
+        figures[f"_key{i}_distinct"] = pc.count_distinct(values, mode="only_valid").as_py()
+    return figures
+
+
+def key_columns(keys: list[tuple[str, bool]]) -> list[str]:
+    """The columns `key_figures` reads."""
+    return [key for key, _ in keys] + (["is_current"] if any(c for _, c in keys) else [])
+
+
+def key_figures_on_driver(path: str, entity: str) -> dict[str, int] | None:
+    """`key_figures` of the gold table at `path`, read from its files on the driver (a small
+    table: no Spark job, which would first rebuild the state of a table just written); None
+    when Spark must read it."""
+    keys = table_keys(entity)
+    rows = driver_read.read_table(path, key_columns(keys), driver_read.MAX_ROWS)
+    return None if rows is None else key_figures(rows, keys)
+
+
 def violations(
-    df: DataFrame, keys: list[tuple[str, bool]], measured: Row | None = None
+    df: DataFrame, keys: list[tuple[str, bool]], measured: Row | Mapping[str, int] | None = None
 ) -> list[tuple[int, int, list]]:
     """`key_violations` of each (key, current rows only), in one Spark job when every key is
     unique: a key is unique when its non-NULL values are as many as its distinct values, and
@@ -89,11 +120,11 @@ def key_check_specs(entity: str) -> list[AssetCheckSpec]:
 
 
 def key_check_results(
-    table: DataFrame, entity: str, measured: Row | None = None
+    table: DataFrame, entity: str, measured: Row | Mapping[str, int] | None = None
 ) -> list[AssetCheckResult]:
     """The key checks of `table` (the gold table as its step wrote it), evaluated in the step:
-    one aggregation over the table, or none when the step's own aggregation `measured` holds
-    `key_aggregates(table_keys(entity))`."""
+    one aggregation over the table, or none when `measured` holds the figures of
+    `key_aggregates(table_keys(entity))` (the step's own aggregation, or `key_figures`)."""
     keys = table_keys(entity)
     return [
         AssetCheckResult(

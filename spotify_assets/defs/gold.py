@@ -1,5 +1,8 @@
 """Gold: the star schema users query (dim_user, dim_artist, dim_track, dim_date, fact_stream)."""
 
+from collections.abc import Mapping
+
+import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -11,7 +14,7 @@ from dagster import (
     asset,
 )
 from pydantic import Field
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
@@ -21,11 +24,14 @@ from spotify_assets.defs.checks import (
     key_aggregates,
     key_check_results,
     key_check_specs,
+    key_columns,
+    key_figures,
+    key_figures_on_driver,
     table_keys,
 )
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.defs.silver import versions_entity
-from spotify_assets.lake import as_of, delta, scd2_merge, storage
+from spotify_assets.lake import as_of, delta, driver_read, scd2_merge, storage
 from spotify_assets.lake.metadata import Counted, table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import expectations, gold
@@ -150,6 +156,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         )
         history = gold.build_scd2(scd2, checked.clean, surrogate, table)
         quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
+        measured: Row | Mapping[str, int] | None  # the key checks' figures
         if plan.full:
             before = delta.table_version(session, path) if delta.exists(path) else None
             unknown = gold.unknown_member(history, scd2.key, surrogate)
@@ -174,7 +181,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             )
             applied = scd2_merge.merge_changes(session, history, path, plan, scd2.key, surrogate)
             opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
-            totals, measured = applied.totals, None
+            totals, measured = applied.totals, key_figures_on_driver(path, entity)
             quarantined_now = (
                 delta.row_count(session, quarantine_path) if delta.exists(quarantine_path) else 0
             )
@@ -250,7 +257,9 @@ def gold_dim_date(
         ),
         check_results=[
             *quality.check_results(checked.outcomes),
-            *key_check_results(delta.read(session, path), "dim_date"),
+            *key_check_results(
+                delta.read(session, path), "dim_date", key_figures_on_driver(path, "dim_date")
+            ),
         ],
     )
 
@@ -340,16 +349,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         combined = quality.combine(outcomes)
         dropped = quality.dropped_by_rule(combined)
         written = delta.read(session, path)
-        unresolved_row = "user_sk = -1 OR track_sk = -1 OR artist_sk = -1"
-        totals = written.agg(  # the metadata's counts and the key checks in one pass
-            F.count(F.lit(1)).alias("rows"),
-            F.count_if(F.expr(window.predicate())).alias("in_window"),
-            F.count_if(F.expr(f"({window.predicate()}) AND ({unresolved_row})")).alias(
-                "unresolved"
-            ),
-            *key_aggregates(table_keys("fact_stream")),
-        ).first()
-        assert totals is not None
+        totals = fact_totals(written, path, window)
         return MaterializeResult(
             metadata=table_metadata(
                 written.schema,
@@ -369,6 +369,40 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
         )
 
     return _fact_stream
+
+
+_SURROGATES = ("user_sk", "track_sk", "artist_sk")
+
+
+def fact_totals(written: DataFrame, path: str, window: delta.Window) -> Row | Mapping[str, int]:
+    """The fact's metadata counts (rows, rows in the window, the window's rows with an
+    unresolved dimension) and its key figures: from its files on the driver when few, else in
+    one Spark aggregation."""
+    keys = table_keys("fact_stream")
+    columns = [*key_columns(keys), window.column, *_SURROGATES]
+    rows = driver_read.read_table(path, columns, driver_read.MAX_ROWS)
+    if rows is not None:
+        inside = driver_read.in_window(rows, window)
+        unresolved = pc.or_kleene(
+            pc.or_kleene(pc.equal(rows["user_sk"], -1), pc.equal(rows["track_sk"], -1)),
+            pc.equal(rows["artist_sk"], -1),
+        )
+        return {
+            "rows": rows.num_rows,
+            "in_window": pc.sum(inside).as_py() or 0,
+            "unresolved": pc.sum(pc.fill_null(pc.and_kleene(inside, unresolved), False)).as_py()
+            or 0,
+            **key_figures(rows, keys),
+        }
+    unresolved_row = " OR ".join(f"{c} = -1" for c in _SURROGATES)
+    totals = written.agg(  # in one pass
+        F.count(F.lit(1)).alias("rows"),
+        F.count_if(F.expr(window.predicate())).alias("in_window"),
+        F.count_if(F.expr(f"({window.predicate()}) AND ({unresolved_row})")).alias("unresolved"),
+        *key_aggregates(keys),
+    ).first()
+    assert totals is not None
+    return totals
 
 
 def build_gold_assets(partitions: PartitionsDefinition) -> list[AssetsDefinition]:

@@ -244,14 +244,21 @@ def row_count(spark: SparkSession, path: str) -> int:
     file of a small table with its statistics (Delta's `allFilesInCrc`): their record counts,
     less the rows deletion vectors remove, add up without a Spark job. Spark counts when the
     checksum is missing, lists no files (a table of many) or a file has no record count."""
+    checksum = latest_checksum(path)
+    counted = _rows_in_checksum(checksum) if checksum is not None else None
+    return counted if counted is not None else read(spark, path).count()
+
+
+def latest_checksum(path: str) -> dict[str, Any] | None:
+    """The checksum file Delta wrote after the table's newest commit (`N.crc`: the version's
+    protocol, metadata and, for a small table, every file with its statistics), or None when
+    there is none or a catalog holds newer commits than the log."""
     log, names = _log_files(path)
     versions = [int(m[1]) for n in names or () if (m := _COMMIT.match(n))]
     checksum = f"{max(versions):020d}.crc" if versions else None
-    if names is not None and checksum in names:
-        counted = _rows_in_checksum(json.loads(storage.read_text(storage.join(log, checksum))))
-        if counted is not None:
-            return counted
-    return read(spark, path).count()
+    if names is None or checksum not in names:
+        return None
+    return json.loads(storage.read_text(storage.join(log, checksum)))
 
 
 def _rows_in_checksum(checksum: dict[str, Any]) -> int | None:
