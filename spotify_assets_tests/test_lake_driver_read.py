@@ -149,3 +149,26 @@ def test_the_newest_version_is_read(spark, tmp_path, mode):
     rows = driver_read.read_window(table, ["user_id"], window, 100)
     assert rows is not None
     assert sorted(rows.column("user_id").to_pylist()) == ([2, 3, 8] if mode == "append" else [8])
+
+
+def test_timestamps_far_from_today_read_as_spark_reads_them(spark, tmp_path):
+    """Outside the years nanoseconds hold (1677-2262): a first window, open below, holds a
+    row of 1600; a file whose newest statistic is the last millisecond of 9999 is not skipped
+    by mistake, nor does it overflow."""
+    table = str(tmp_path / "table")
+    last = datetime(9999, 12, 31, 23, 59, 59, 999000)
+    far = [(1, datetime(1600, 1, 1, 12)), (2, JAN_2), (3, last)]
+    spark.createDataFrame(far, "user_id INT, updated_at TIMESTAMP").coalesce(1).write.format(
+        "delta"
+    ).save(table)
+    for window in (
+        delta.Window("updated_at", JAN_2, JAN_3, open_below=True),
+        delta.Window("updated_at", datetime(9999, 1, 1), None),
+    ):
+        rows = driver_read.read_window(table, ["user_id", "updated_at"], window, 100)
+        assert rows is not None
+        assert ordered(rows) == ordered(spark_rows(spark, table, ["user_id", "updated_at"], window))
+    first = driver_read.read_window(
+        table, ["user_id"], delta.Window("updated_at", JAN_2, JAN_3, open_below=True), 100
+    )
+    assert first is not None and sorted(first.column("user_id").to_pylist()) == [1, 2]

@@ -381,7 +381,7 @@ def fact_totals(written: DataFrame, path: str, window: delta.Window) -> Row | Ma
     keys = table_keys("fact_stream")
     columns = [*key_columns(keys), window.column, *_SURROGATES]
     rows = driver_read.read_table(path, columns, driver_read.MAX_ROWS)
-    if rows is not None:
+    if rows is not None and driver_read.bounds_fit(window, rows.schema.field(window.column).type):
         inside = driver_read.in_window(rows, window)
         unresolved = pc.or_kleene(
             pc.or_kleene(pc.equal(rows["user_sk"], -1), pc.equal(rows["track_sk"], -1)),

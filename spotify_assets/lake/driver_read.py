@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +43,10 @@ _TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
     "timestamp_ntz": pa.timestamp("us"),
 }
+_MS = timedelta(milliseconds=1)
+# Footer keys of files Spark 3 wrote in its LEGACY (Julian calendar) mode, which Spark rebases
+# when it reads them.
+_LEGACY = {b"org.apache.spark.legacyINT96", b"org.apache.spark.legacyDateTime"}
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 # Up to this many rows, a table's columns are read on the driver: a few hundred thousand rows of a
 # few columns take milliseconds in Arrow, where a Spark query pays its jobs' fixed cost.
@@ -73,12 +77,12 @@ def _read(
         return None
     read = [*dict.fromkeys([*columns, *([window.column] if window else [])])]
     schema = _arrow_schema(checksum["metadata"]["schemaString"], read)
-    if schema is None or (window and not _bounds_fit(window, schema.field(window.column).type)):
+    if schema is None or (window and not bounds_fit(window, schema.field(window.column).type)):
         return None
     files, rows = [], 0
     for add in checksum["allFiles"]:
         file = add["path"]
-        if add.get("deletionVector") or "://" in file or file.startswith("/"):
+        if add.get("deletionVector") or urlparse(file).scheme or file.startswith("/"):
             return None  # rows removed by a vector, or a file outside the table's folder
         stats = json.loads(add.get("stats") or "{}")
         if window and not _may_hold(stats, window, schema.field(window.column).type):
@@ -127,7 +131,7 @@ def _arrow_schema(schema_string: str, columns: Sequence[str]) -> pa.Schema | Non
     return pa.schema(fields)
 
 
-def _bounds_fit(window: Window, kind: pa.DataType) -> bool:
+def bounds_fit(window: Window, kind: pa.DataType) -> bool:
     """Whether the window's bounds are of the column's kind (datetimes for a TIMESTAMP, dates
     for a DATE): the comparisons below need no cast, as Spark's would."""
     wanted = datetime if pa.types.is_timestamp(kind) else date if pa.types.is_date(kind) else None
@@ -144,7 +148,7 @@ def _may_hold(stats: dict[str, Any], window: Window, kind: pa.DataType) -> bool:
     high = _stat(stats, "maxValues", window.column, kind)
     if high is not None and window.lower is not None:
         if isinstance(high, datetime):  # Delta truncates timestamps' statistics to ms
-            if high + timedelta(milliseconds=1) <= window.lower:
+            if high < datetime.max - _MS and high + _MS <= window.lower:
                 return False
         elif high < window.lower:
             return False
@@ -171,11 +175,17 @@ def _stat(
 def _read_file(location: str, columns: list[str], schema: pa.Schema) -> pa.Table | None:
     fs, path = storage.filesystem(location)
     with fs.open(path, "rb") as f:
-        parquet = pq.ParquetFile(f)
-        if any(c not in parquet.schema_arrow.names for c in columns):
-            return None  # a column added after the file was written: Spark fills it
+        # INT96 timestamps in microseconds, as Spark wrote them: in nanoseconds, years before
+        # 1677 or after 2262 would not fit.
+        parquet = pq.ParquetFile(f, coerce_int96_timestamp_unit="us")
+        footer = parquet.schema_arrow.metadata or {}
+        if any(c not in parquet.schema_arrow.names for c in columns) or _LEGACY & set(footer):
+            return None  # a column added after the file was written, or old-calendar values
         table = parquet.read(columns=columns)
-    return table.cast(pa.schema([schema.field(c) for c in columns]))
+    try:
+        return table.cast(pa.schema([schema.field(c) for c in columns]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # a value the table's type cannot hold as Spark reads it: Spark decides
 
 
 def in_window(table: pa.Table, window: Window) -> pa.ChunkedArray:
