@@ -16,8 +16,8 @@ from spotify_assets.defs.checks import (
     table_keys,
     violations,
 )
-from spotify_assets.defs.gold import fact_totals
-from spotify_assets.lake import delta, driver_read
+from spotify_assets.defs.gold import dimension_figures, fact_totals
+from spotify_assets.lake import delta, driver_read, scd2_merge
 from spotify_assets.sql import delta_table
 from spotify_assets.transforms import gold
 from spotify_assets.transforms.expectations import (
@@ -274,6 +274,34 @@ def test_key_figures_read_on_the_driver_are_spark_s(spark, tmp_path):
         "_key1_nulls": 1, "_key1_values": 7, "_key1_distinct": 6,
     }  # fmt: skip
     assert violations(df, keys, figures) == violations(df, keys) == [(1, 1, [3]), (1, 1, [13])]
+
+
+def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tmp_path):
+    """Versions and current versions, the unknown member (surrogate -1) not counted, a NULL
+    surrogate counted and a NULL is_current not current; and the key checks' figures."""
+    rows = [  # (user_id, user_sk, is_current)
+        (-1, -1, True), (1, 10, False), (1, 11, True), (2, 12, True), (3, None, True),
+        (4, 14, None), (5, 15, False),
+    ]  # fmt: skip
+    path = str(tmp_path / "dim_user")
+    spark.createDataFrame(rows, "user_id int, user_sk bigint, is_current boolean").write.format(
+        "delta"
+    ).option("delta.enableDeletionVectors", "true").save(path)
+    totals, figures = dimension_figures(spark, path, "dim_user")
+    assert isinstance(figures, dict)  # counted on the driver
+    assert totals == scd2_merge.Totals(rows=6, current=3)
+    assert figures == {
+        "_key0_nulls": 0, "_key0_values": 4, "_key0_distinct": 4,
+        "_key1_nulls": 1, "_key1_values": 6, "_key1_distinct": 6,
+    }  # fmt: skip
+
+    spark.sql(f"DELETE FROM {delta_table(path)} WHERE user_sk = 11")  # a deletion vector
+    totals, figures = dimension_figures(spark, path, "dim_user")
+    assert isinstance(figures, Row)  # so Spark counted
+    assert totals == scd2_merge.Totals(rows=5, current=2)
+    assert [figures[f"_key{i}_{f}"] for i in (0, 1) for f in ("nulls", "values", "distinct")] == [
+        0, 3, 3, 1, 5, 5
+    ]  # fmt: skip
 
 
 def test_the_fact_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tmp_path):

@@ -103,6 +103,11 @@ def test_a_run_recomputes_only_changed_keys_and_equals_a_rebuild(spark, lake):
         "no record of a previous build that still describes the table",
     )
     assert (meta["versions_opened"], meta["versions_closed"]) == (5, 0)
+    # A rebuild records what it was built from, and no totals: it counted after writing.
+    first = delta.table_version(spark, lake["log"])
+    record = change_log.recorded(spark, lake["table"], scd2_merge.RECORD)
+    assert record is not None and set(record) == {"source_version", "fingerprint"}
+    assert record["source_version"] == first
 
     # The change log loses key 4's event and gains the changes: the sync touches only those.
     synced = sync(spark, lake, [*FIRST[:3], FIRST[4], *CHANGES])
@@ -113,8 +118,11 @@ def test_a_run_recomputes_only_changed_keys_and_equals_a_rebuild(spark, lake):
     assert meta["build_reason"] == f"change log versions {log_version}..{log_version}"
     assert meta["keys_changed"] == 6  # 1, 2, 3, 4, 5 and NULL; not 6
     assert (meta["versions_opened"], meta["versions_closed"]) == (2, 1)  # 2's and 3's; 2's old
-    # Totals carried from the last build's record, not counted by a scan: still exact.
+    # The rebuild's totals counted once, then carried forward by what the MERGE changed.
     assert (meta["dagster/row_count"], meta["current_rows"], meta["closed_versions"]) == (6, 4, 2)
+    record = change_log.recorded(spark, lake["table"], scd2_merge.RECORD)
+    assert record is not None
+    assert (record["source_version"], record["rows"], record["current"]) == (log_version, 6, 4)
     operation, metrics = last_merge(spark, lake["table"])
     assert operation == "MERGE"
     # Inserted: 2's new version and 3's earlier one; updated: 1's version in place and 2's
@@ -143,12 +151,14 @@ def test_a_run_recomputes_only_changed_keys_and_equals_a_rebuild(spark, lake):
     version = delta.table_version(spark, lake["table"])
     meta, _ = run(lake)
     assert (meta["build"], meta["keys_changed"], meta["versions_opened"]) == ("changed keys", 0, 0)
+    assert (meta["dagster/row_count"], meta["current_rows"]) == (6, 4)  # the MERGE's record
     assert delta.table_version(spark, lake["table"]) == version
     quarantined = quarantine(spark, lake)
 
     # A rebuild from the same change log gives exactly the same rows.
     meta, _ = run(lake, full_refresh=True)
     assert (meta["build"], meta["build_reason"]) == ("full", "full refresh requested")
+    assert (meta["dagster/row_count"], meta["current_rows"], meta["closed_versions"]) == (6, 4, 2)
     assert table(spark, lake["table"]) == incremental
     assert quarantine(spark, lake) == quarantined
 

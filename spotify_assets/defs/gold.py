@@ -1,6 +1,7 @@
 """Gold: the star schema users query (dim_user, dim_artist, dim_track, dim_date, fact_stream)."""
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pyarrow.compute as pc
 from dagster import (
@@ -163,9 +164,8 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             # The quarantine first: the table's commit records the log version consumed, so a
             # crash between the two must leave the table behind (a re-run redoes both).
             write_quarantine(session, lakehouse, entity, checked.quarantine)
-            totals, measured = scd2_merge.write_full(
-                session, history, unknown, path, plan, key_aggregates(table_keys(entity))
-            )
+            scd2_merge.write_full(session, history, unknown, path, plan)
+            totals, measured = dimension_figures(session, path, entity)
             opened, closed = version_changes(session, path, surrogate, before, totals.rows)
             keys_changed: int | None = None
             # Its last commit is the overwrite just made: its row count needs no scan.
@@ -175,6 +175,8 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
                 else 0
             )
         else:
+            if plan.totals is None:  # the first MERGE since a rebuild: count its baseline
+                plan = replace(plan, totals=dimension_figures(session, path, entity)[0])
             assert plan.keys is not None
             replace_quarantined_keys(
                 session, lakehouse, entity, checked.quarantine, plan.keys, scd2.key
@@ -213,6 +215,33 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         )
 
     return _gold_dim
+
+
+def dimension_figures(
+    session: SparkSession, path: str, entity: str
+) -> tuple[scd2_merge.Totals, Row | Mapping[str, int]]:
+    """A dimension's totals (versions, current versions; the unknown member is not counted)
+    and its key figures: from its files on the driver when few, else in one Spark aggregation."""
+    keys, surrogate = table_keys(entity), GOLD_KEYS[entity][1]
+    assert surrogate is not None
+    rows = driver_read.read_table(path, key_columns(keys), driver_read.MAX_ROWS)
+    if rows is not None:
+        known = pc.fill_null(pc.not_equal(rows[surrogate], gold.UNKNOWN_SK), True)
+        current = pc.and_(known, pc.fill_null(rows["is_current"], False))
+        counts = (pc.sum(known).as_py() or 0, pc.sum(current).as_py() or 0)
+        return scd2_merge.Totals(*counts), key_figures(rows, keys)
+    known = ~F.col(surrogate).eqNullSafe(gold.UNKNOWN_SK)
+    row = (
+        delta.read(session, path)
+        .agg(
+            F.count_if(known).alias("_rows"),
+            F.count_if(known & F.col("is_current")).alias("_current"),
+            *key_aggregates(keys),
+        )
+        .first()
+    )
+    assert row is not None
+    return scd2_merge.Totals(int(row["_rows"]), int(row["_current"])), row
 
 
 DIM_DATE = AssetKey([Layer.GOLD.value, "dim_date"])

@@ -10,15 +10,19 @@ MERGEd by surrogate key: new versions inserted, changed ones updated, vanished o
 The whole table is rebuilt instead when there is no record, when what the history depends on
 changed (the SCD2 configuration, the rules, the change log's columns: the fingerprint), when the
 feed cannot tell what changed, or when asked (full_refresh). Both paths give the same rows.
+
+A MERGE records the table's totals (versions, current versions), carried forward from the last
+record by what it changed, so a run need not count a table it barely touched. A rebuild records
+none: it writes without counting first, and the caller counts what it wrote (on the driver when
+the table is small); the first MERGE after it counts its baseline the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.lake import change_log, delta
@@ -42,19 +46,17 @@ class Plan:
     fingerprint: str
     keys: DataFrame | None  # the changed keys; None: rebuild the whole table
     reason: str
-    totals: Totals | None = None  # as recorded by the last build
+    totals: Totals | None = None  # as recorded by the last MERGE; None: count them
 
     @property
     def full(self) -> bool:
         return self.keys is None
 
-    def record(self, totals: Totals) -> dict:
-        return {
-            "source_version": self.source_version,
-            "fingerprint": self.fingerprint,
-            "rows": totals.rows,
-            "current": totals.current,
-        }
+    def record(self, totals: Totals | None) -> dict:
+        record = {"source_version": self.source_version, "fingerprint": self.fingerprint}
+        if totals is not None:
+            record.update(rows=totals.rows, current=totals.current)
+        return record
 
 
 def fingerprint(*parts: object) -> str:
@@ -84,7 +86,7 @@ def plan(
     if last.get("fingerprint") != depends_on:
         return rebuild("the configuration, rules or change log columns changed")
     since, rows, current = (last.get(k) for k in ("source_version", "rows", "current"))
-    if not (isinstance(since, int) and isinstance(rows, int) and isinstance(current, int)):
+    if not isinstance(since, int):
         return rebuild("the record of the last build is incomplete")
     if since > now:
         return rebuild("the record of the last build is ahead of the change log")
@@ -92,7 +94,9 @@ def plan(
     if keys is None:
         return rebuild(f"the change data feed cannot say what changed since version {since}")
     reason = f"change log versions {since + 1}..{now}"
-    return Plan(now, depends_on, keys, reason, Totals(rows, current))
+    if isinstance(rows, int) and isinstance(current, int):
+        return Plan(now, depends_on, keys, reason, Totals(rows, current))
+    return Plan(now, depends_on, keys, reason)  # last built by a rebuild: the caller counts
 
 
 def among(rows: DataFrame, keys: DataFrame, key: str, how: str = "left_semi") -> DataFrame:
@@ -103,43 +107,20 @@ def among(rows: DataFrame, keys: DataFrame, key: str, how: str = "left_semi") ->
 
 
 def write_full(
-    spark: SparkSession,
-    history: DataFrame,
-    unknown: DataFrame,
-    path: str,
-    plan: Plan,
-    measures: Sequence[Column] = (),
-) -> tuple[Totals, Row]:
-    """Replace the table with `history` plus the `unknown` member row. `measures`: more
-    aggregates over the rows written (a check's), computed in the pass that counts them; the
-    row returned holds them."""
-    history = history.persist()
-    try:
-        written = history.withColumn(_UNKNOWN, F.lit(False)).unionByName(
-            unknown.withColumn(_UNKNOWN, F.lit(True))
-        )
-        known = ~F.col(_UNKNOWN)
-        row = written.agg(
-            F.count_if(known).alias("_rows"),
-            F.count_if(known & F.col("is_current")).alias("_current"),
-            *measures,
-        ).first()
-        assert row is not None
-        totals = Totals(int(row["_rows"]), int(row["_current"]))
-        new = not delta.exists(path)
-        with change_log.recording(spark, RECORD, plan.record(totals)):
-            if new:  # created with its properties: no second commit to set them
-                change_log.create(history.unionByName(unknown), path)
-            else:
-                delta.overwrite(history.unionByName(unknown), path)
-    finally:
-        history.unpersist()
+    spark: SparkSession, history: DataFrame, unknown: DataFrame, path: str, plan: Plan
+) -> None:
+    """Replace the table with `history` plus the `unknown` member row, in one commit that
+    records the change log version it was built from (and no totals: nothing is counted
+    before the write, which computes the history once)."""
+    rows = history.unionByName(unknown)
+    new = not delta.exists(path)
+    with change_log.recording(spark, RECORD, plan.record(None)):
+        if new:  # created with its properties: no second commit to set them
+            change_log.create(rows, path)
+        else:
+            delta.overwrite(rows, path)
     if not new:
         change_log.ensure_properties(spark, path)
-    return totals, row
-
-
-_UNKNOWN = "_unknown_member"
 
 
 @dataclass(frozen=True)
