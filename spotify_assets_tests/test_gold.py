@@ -16,7 +16,7 @@ from spotify_assets.defs.checks import (
     table_keys,
     violations,
 )
-from spotify_assets.defs.gold import dimension_figures, fact_totals
+from spotify_assets.defs.gold import dimension_figures, dimension_totals, fact_totals
 from spotify_assets.lake import delta, driver_read, scd2_merge
 from spotify_assets.sql import delta_table
 from spotify_assets.transforms import gold
@@ -290,6 +290,7 @@ def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark,
     totals, figures = dimension_figures(spark, path, "dim_user")
     assert isinstance(figures, dict)  # counted on the driver
     assert totals == scd2_merge.Totals(rows=6, current=3)
+    assert dimension_totals(spark, path, "user_sk") == totals
     assert figures == {
         "_key0_nulls": 0, "_key0_values": 4, "_key0_distinct": 4,
         "_key1_nulls": 1, "_key1_values": 6, "_key1_distinct": 6,
@@ -299,6 +300,8 @@ def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark,
     totals, figures = dimension_figures(spark, path, "dim_user")
     assert isinstance(figures, Row)  # so Spark counted
     assert totals == scd2_merge.Totals(rows=5, current=2)
+    assert driver_read.read_table(path, ["user_sk", "is_current"], 100) is None
+    assert dimension_totals(spark, path, "user_sk") == totals
     assert [figures[f"_key{i}_{f}"] for i in (0, 1) for f in ("nulls", "values", "distinct")] == [
         0, 3, 3, 1, 5, 5
     ]  # fmt: skip

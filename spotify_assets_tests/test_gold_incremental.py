@@ -163,6 +163,28 @@ def test_a_run_recomputes_only_changed_keys_and_equals_a_rebuild(spark, lake):
     assert quarantine(spark, lake) == quarantined
 
 
+def test_a_real_key_equal_to_the_unknown_member_s_fails_its_check_and_spares_the_member(
+    spark, lake
+):
+    """Key -1 is the unknown member's key. A source row with key -1 gets a version of its own;
+    the current-key check then fails (blocking: what reads the table stops), and the MERGE
+    neither deletes the unknown member nor counts it in the totals it records."""
+    sync(spark, lake, FIRST)
+    run(lake)
+    sync(spark, lake, [*FIRST, (-1, "Neg", "SE", "Free", T[4])])
+    result = materialize(
+        [build_gold_dimension("dim_user")], resources=lake["resources"], raise_on_error=False
+    )
+    assert not result.success
+    failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+    assert failed == ["user_id_unique_not_null_current"]
+    rows = delta.read(spark, lake["table"]).where("user_id = -1").select("user_sk", "user_name")
+    members = sorted((sk == gold.UNKNOWN_SK, name) for sk, name in rows.collect())
+    assert members == [(False, "Neg"), (True, None)]
+    record = change_log.recorded(spark, lake["table"], scd2_merge.RECORD)
+    assert record is not None and (record["rows"], record["current"]) == (6, 6)
+
+
 def test_a_rebuild_when_the_change_feed_cannot_tell_or_the_columns_change(spark, lake):
     sync(spark, lake, FIRST)
     run(lake)

@@ -3,6 +3,7 @@
 from collections.abc import Mapping
 from dataclasses import replace
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     AssetExecutionContext,
@@ -15,7 +16,7 @@ from dagster import (
     asset,
 )
 from pydantic import Field
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
@@ -176,12 +177,14 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             )
         else:
             if plan.totals is None:  # the first MERGE since a rebuild: count its baseline
-                plan = replace(plan, totals=dimension_figures(session, path, entity)[0])
+                plan = replace(plan, totals=dimension_totals(session, path, surrogate))
             assert plan.keys is not None
             replace_quarantined_keys(
                 session, lakehouse, entity, checked.quarantine, plan.keys, scd2.key
             )
-            applied = scd2_merge.merge_changes(session, history, path, plan, scd2.key, surrogate)
+            applied = scd2_merge.merge_changes(
+                session, history, path, plan, scd2.key, surrogate, gold.UNKNOWN_SK
+            )
             opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
             totals, measured = applied.totals, key_figures_on_driver(path, entity)
             quarantined_now = (
@@ -220,28 +223,42 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
 def dimension_figures(
     session: SparkSession, path: str, entity: str
 ) -> tuple[scd2_merge.Totals, Row | Mapping[str, int]]:
-    """A dimension's totals (versions, current versions; the unknown member is not counted)
-    and its key figures: from its files on the driver when few, else in one Spark aggregation."""
+    """A dimension's totals (`dimension_totals`) and its key figures: from its files on the
+    driver when few, else in one Spark aggregation."""
     keys, surrogate = table_keys(entity), GOLD_KEYS[entity][1]
     assert surrogate is not None
     rows = driver_read.read_table(path, key_columns(keys), driver_read.MAX_ROWS)
     if rows is not None:
-        known = pc.fill_null(pc.not_equal(rows[surrogate], gold.UNKNOWN_SK), True)
-        current = pc.and_(known, pc.fill_null(rows["is_current"], False))
-        counts = (pc.sum(known).as_py() or 0, pc.sum(current).as_py() or 0)
-        return scd2_merge.Totals(*counts), key_figures(rows, keys)
+        return _totals_in_arrow(rows, surrogate), key_figures(rows, keys)
+    row = delta.read(session, path).agg(*_totals_aggregates(surrogate), *key_aggregates(keys))
+    first = row.first()
+    assert first is not None
+    return scd2_merge.Totals(int(first["_rows"]), int(first["_current"])), first
+
+
+def dimension_totals(session: SparkSession, path: str, surrogate: str) -> scd2_merge.Totals:
+    """Versions and current versions of a dimension, the unknown member not counted (a NULL
+    is_current is not current): from its files on the driver when few, else counted by Spark."""
+    rows = driver_read.read_table(path, [surrogate, "is_current"], driver_read.MAX_ROWS)
+    if rows is not None:
+        return _totals_in_arrow(rows, surrogate)
+    first = delta.read(session, path).agg(*_totals_aggregates(surrogate)).first()
+    assert first is not None
+    return scd2_merge.Totals(int(first["_rows"]), int(first["_current"]))
+
+
+def _totals_in_arrow(rows: pa.Table, surrogate: str) -> scd2_merge.Totals:
+    known = pc.fill_null(pc.not_equal(rows[surrogate], gold.UNKNOWN_SK), True)
+    current = pc.and_(known, pc.fill_null(rows["is_current"], False))
+    return scd2_merge.Totals(pc.sum(known).as_py() or 0, pc.sum(current).as_py() or 0)
+
+
+def _totals_aggregates(surrogate: str) -> list[Column]:
     known = ~F.col(surrogate).eqNullSafe(gold.UNKNOWN_SK)
-    row = (
-        delta.read(session, path)
-        .agg(
-            F.count_if(known).alias("_rows"),
-            F.count_if(known & F.col("is_current")).alias("_current"),
-            *key_aggregates(keys),
-        )
-        .first()
-    )
-    assert row is not None
-    return scd2_merge.Totals(int(row["_rows"]), int(row["_current"])), row
+    return [
+        F.count_if(known).alias("_rows"),
+        F.count_if(known & F.col("is_current")).alias("_current"),
+    ]
 
 
 DIM_DATE = AssetKey([Layer.GOLD.value, "dim_date"])

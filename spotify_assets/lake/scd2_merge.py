@@ -139,15 +139,18 @@ def merge_changes(
     plan: Plan,
     key: str,
     surrogate: str,
+    unknown_sk: int,
     view: str = "changed_history",
 ) -> Applied:
     """MERGE the recomputed `history` of the plan's changed keys into the table at `path`;
-    the table is read only for the changed keys' surrogate keys."""
+    the table is read only for the changed keys' surrogate keys. The unknown member
+    (`unknown_sk`) is never among them, even when a real key equals its key."""
     assert plan.keys is not None and plan.totals is not None
     keys = plan.keys.persist()
     new = history.persist()
+    table = delta.read(spark, path).where(~F.col(surrogate).eqNullSafe(unknown_sk))
     old = (
-        among(delta.read(spark, path).select(key, surrogate, "is_current"), keys, key)
+        among(table.select(key, surrogate, "is_current"), keys, key)
         .select(surrogate, F.col("is_current").alias("_old_current"), F.lit(True).alias("_old"))
         .persist()
     )
