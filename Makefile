@@ -7,12 +7,14 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 INSTALLED := $(VENV)/.installed
 
-.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test properties bench bench-smoke crash check lint format typecheck lock clean
+.PHONY: help setup java postgres odbc azurite chromium screenshots jars dagster-home demo dev test test-all properties bench bench-smoke crash check lint format typecheck lock clean
 
 help:
 	@echo "make demo   set up, seed the embedded source, materialise the graph, print a summary"
 	@echo "make dev    the Dagster UI (dagster dev) on the same DAGSTER_HOME"
-	@echo "make test   set up and run the tests;  make check: ruff and mypy"
+	@echo "make test   set up and run the fast tier (about 10 minutes on 2 cores)"
+	@echo "make test-all  make test's tests, the slow suites and bench-smoke (what CI runs)"
+	@echo "make check  ruff and mypy"
 	@echo "make bench  the benchmark suite (about an hour); make bench-smoke: its smallest sizes"
 	@echo "make crash  kill runs at every point inside each layer's writes; re-run; compare"
 	@echo "make properties  the property tests with their full budget, the whole graph included"
@@ -98,8 +100,22 @@ chromium:
 	  else echo "error: the UI test needs Chromium: sudo apt-get install chromium"; exit 1; fi; \
 	fi
 
-test: setup postgres odbc azurite chromium
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Two tiers. make test: every library-level proof and one end-to-end scenario of the whole graph
+# (within 15 minutes on 2 cores). make test-all (what .ci/run runs): the same tests and the slow
+# ones (`slow` marker: Spark Connect, the Databricks double, the UI in Chromium, killed runs, the
+# bad-input corpus end to end, the whole graph's property), where a skip fails the run, then
+# bench-smoke. PYTEST_ARGS adds pytest options to either.
+# Each tier's modules are shared among TEST_WORKERS processes (pytest-xdist; 0: one process),
+# a module's tests in order on one of them: much of a test's time is a JVM or a server of its
+# own, waiting.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+test: setup postgres odbc azurite
+	$(BIN)/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup postgres odbc azurite chromium
+	$(BIN)/pytest $(XDIST) --no-skips $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory bench-smoke
 
 # docs/asset-graph.png, as the UI test sees it (dagster dev, a backfill, headless Chromium).
 screenshots: setup chromium

@@ -132,6 +132,8 @@ def rescued_of(row: dict[str, Any]) -> dict[str, str]:
     return held
 
 
+# The corpus end to end (make test-all): its tests share one whole-graph run over the bad rows.
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", ROWS, ids=[e["id"] for e in ROWS])
 def test_each_bad_row_ends_where_the_corpus_says(spark, tried, entry):
     settings, source, keys, _ = tried
@@ -226,6 +228,7 @@ def accounting(spark, settings, source: SourceDatabase) -> dict[str, dict[str, i
     return figures
 
 
+@pytest.mark.slow  # the corpus's whole-graph run
 def test_every_source_row_is_accounted_for_and_the_run_succeeds(spark, tried):
     settings, source, _, result = tried
     assert result.success
@@ -261,6 +264,7 @@ def test_every_source_row_is_accounted_for_and_the_run_succeeds(spark, tried):
     assert [(c.asset_key.path[-1], c.severity.value) for c in late] == [("fact_stream", "WARN")]
 
 
+@pytest.mark.slow  # the corpus's whole-graph run, and one more
 def test_conflicting_versions_are_reported_and_leave_once_the_source_settles_them(spark, tried):
     """Runs last of the row tests: it changes the source and re-runs bronze."""
     settings, source, keys, result = tried

@@ -41,6 +41,7 @@ def prepared(spark, tmp_path_factory):
     return crash_harness.prepare(spark, tmp_path_factory.mktemp("crash"), layers=("bronze",))
 
 
+@pytest.mark.slow  # runs in fresh processes, killed and re-run
 def test_a_bronze_run_killed_inside_its_writes_recovers_to_the_uninterrupted_tables(
     spark, prepared
 ):
@@ -61,6 +62,7 @@ def test_a_bronze_run_killed_inside_its_writes_recovers_to_the_uninterrupted_tab
         assert trial.differing == [], f"{point}: after the re-run {trial.differing} differ"
 
 
+@pytest.mark.slow  # two runs in processes of their own, at once
 def test_two_runs_of_the_same_windows_at_once_leave_what_one_run_leaves(spark, prepared):
     root = prepared.work / "together"
     shutil.copytree(prepared.starts["bronze"], root)

@@ -36,6 +36,8 @@ from spotify_assets.source.resource import SourceDatabase
 from spotify_assets_tests.conftest import START, make_settings
 from spotify_assets_tests.fake_databricks import FakeDatabricks
 
+pytestmark = pytest.mark.slow  # the Databricks double, runs submitted as jobs
+
 DAY, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
 WHEEL = "/Volumes/spotify/ops/artifacts/spotify_lakehouse-0.1.0-py3-none-any.whl"
 SILVER_DATES = AssetKey(["silver", "dim_date"])

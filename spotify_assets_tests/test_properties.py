@@ -4,9 +4,10 @@ the result equals one clean ordered run.
 - In `make test`, a few examples of each property at the level of the lake's own machinery:
   gold's SCD2 history following a change log that receives batches of versions in any order,
   some twice, against a rebuild from the same log.
-- In `make properties` (HYPOTHESIS_PROFILE=properties), the whole graph too: sequences of source
-  changes (the simulator's `advance`) and runs of partition ranges, out of order and repeated,
-  against one clean ordered run. A run costs 30 to 60 s, so it is budgeted apart.
+- In `make test-all`, the whole graph too, on one explicit example: runs out of order and a
+  re-run, against one clean ordered run. In `make properties` (HYPOTHESIS_PROFILE=properties),
+  generated sequences of them as well, with source changes (the simulator's `advance`) between
+  them. A run costs 30 to 60 s (a next day's more), so it is budgeted apart.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from spotify_assets_tests.conftest import START, make_settings
@@ -63,7 +64,8 @@ def quarantined(spark, lake: dict) -> list:
 def test_gold_history_follows_batches_in_any_order_and_equals_a_rebuild(spark, data, versions):
     """Bronze keeps every version it is given once (by key and updated_at); silver's change log
     is all of them; gold follows the keys that changed after each batch. Batches come in any
-    order (late versions), some twice: the history equals a rebuild from the same log."""
+    order (late versions), some twice: the history equals a rebuild from the same log.
+    Slow because each of its 4 examples materialises gold's dim_user several times."""
     keys = sorted(versions, key=repr)
     batches = data.draw(
         st.lists(st.lists(st.sampled_from(keys), min_size=1, max_size=4), min_size=1, max_size=3)
@@ -130,17 +132,31 @@ def play(spark, root: Path, states: list[list[tuple[int, int]]]) -> dict:
     return gold_snapshot(spark, settings)
 
 
-@pytest.mark.skipif(not WHOLE_GRAPH, reason="the whole graph's property runs in make properties")
-@given(data=st.data(), advances=st.integers(0, 2))
-def test_any_order_of_runs_and_reruns_gives_the_gold_of_one_ordered_run(spark, data, advances):
+@st.composite
+def run_plans(draw) -> list[list[tuple[int, int]]]:
+    """After the seed and after each `advance` (up to 2), runs of random day ranges in random
+    order, the newest day among them."""
     states = []
-    for number in range(advances + 1):
+    for number in range(draw(st.integers(0, 2)) + 1):
         newest = SEEDED_DAYS - 1 + number
-        runs = data.draw(st.lists(RANGES, max_size=2))
+        runs = draw(st.lists(RANGES, max_size=2))
         runs = [(min(a, b, newest), min(max(a, b), newest)) for a, b in runs]
-        at = data.draw(st.integers(0, len(runs)))
+        at = draw(st.integers(0, len(runs)))
         runs.insert(at, (newest if number else 0, newest))  # the newest day, at least once
         states.append(runs)
+    return states
+
+
+@pytest.mark.slow  # whole-graph runs: make test-all tries the explicit example, make properties
+@settings(  # its full budget (PROPERTY_EXAMPLES) of generated ones too
+    phases=[Phase.explicit, Phase.reuse, Phase.generate] if WHOLE_GRAPH else [Phase.explicit]
+)
+# The newest day first, an older range after it, then a range over both re-run: 3 runs against
+# the ordered run's one. (A next day after an advance is make test's scenario, test_pipeline.)
+@example(states=[[(2, 2), (0, 1), (1, 2)]])
+@given(states=run_plans())
+def test_any_order_of_runs_and_reruns_gives_the_gold_of_one_ordered_run(spark, states):
+    advances = len(states) - 1
     if advances not in _REFERENCE:
         ordered = [[(0, SEEDED_DAYS - 1)], *([(SEEDED_DAYS - 1 + n, SEEDED_DAYS - 1 + n)]
                                              for n in range(1, advances + 1))]  # fmt: skip

@@ -4,6 +4,7 @@ block manager ports) and the Spark Connect server (its gRPC port and its driver'
 from __future__ import annotations
 
 import psutil
+import pytest
 
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
@@ -32,6 +33,7 @@ def test_the_local_spark_driver_listens_on_loopback_only(spark):
     assert [s for s in sockets if s.rsplit(":", 1)[0] not in LOOPBACK] == []
 
 
+@pytest.mark.slow  # a Spark Connect server
 def test_the_spark_connect_server_listens_on_loopback_only(spark_connect_url):
     [server] = java_children("SparkConnectServer")
     sockets = listening(server)

@@ -106,6 +106,8 @@ def test_without_credentials_the_branch_is_skipped_and_the_run_succeeds(tmp_path
 
 
 def test_days_land_raw_silver_and_gold_reruns_change_nothing_nothing_leaks(spark, branch, fake):
+    """Slow because it runs the Spotify branch (raw, silver, gold) four times: a day, its
+    re-run, and the demo's two ranges; about a minute on 2 cores."""
     result = run(branch, DAY)
     raw = raw_path(branch["lake"].root, DAY)
     document = json.loads(Path(raw).read_text())

@@ -30,6 +30,8 @@ from spotify_assets_tests.alert_peers import Receiver, http_receiver
 from spotify_assets_tests.conftest import START, make_settings
 from spotify_assets_tests.dagster_dev import LOCATION, ROOT, dagster_dev, graphql, log_tail
 
+pytestmark = pytest.mark.slow  # dagster dev, a backfill and headless Chromium
+
 DAYS = [START + timedelta(days=i) for i in range(2)]
 PARTITION_KEYS = [d.isoformat() for d in DAYS]
 BACKFILL_TIMEOUT = 600  # the run takes about 140 s on an idle 2-core machine
