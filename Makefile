@@ -105,10 +105,10 @@ chromium:
 # ones (`slow` marker: Spark Connect, the Databricks double, the UI in Chromium, killed runs, the
 # bad-input corpus end to end, the whole graph's property), where a skip fails the run, then
 # bench-smoke. PYTEST_ARGS adds pytest options to either.
-# Each tier's modules are shared among TEST_WORKERS processes (pytest-xdist; 0: one process),
-# a module's tests in order on one of them: much of a test's time is a JVM or a server of its
-# own, waiting.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=N shares each tier's modules among N processes (pytest-xdist), a module's tests
+# in order on one of them. On 2 cores the default is one process: the tests keep Spark busy, and
+# two JVMs made make test slower (698 s against about 620 s).
+TEST_WORKERS ?= 0
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: setup postgres odbc azurite
 	$(BIN)/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)

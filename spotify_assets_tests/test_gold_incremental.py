@@ -95,6 +95,8 @@ def last_merge(spark, path):
 
 
 def test_a_run_recomputes_only_changed_keys_and_equals_a_rebuild(spark, lake):
+    """Slow because it materialises gold's dim_user four times (a first build, two MERGEs of
+    changed keys, a full refresh): up to a minute on 2 cores."""
     synced = sync(spark, lake, FIRST)
     assert (synced.inserted, synced.updated, synced.deleted) == (5, 0, 0)
     meta, _ = run(lake)

@@ -79,6 +79,8 @@ def gold_current_rows(spark, settings, entity: str, columns: list[str]) -> set[t
 
 
 def test_backfill_of_the_seeded_range_reconciles_every_layer(spark, lakehouse):
+    """Slow because it is the scenario's first whole-graph run (3 days, 17 steps), often the
+    first of its JVM: 40 s to 2 minutes on 2 cores."""
     settings, source, _ = lakehouse
     result = run(lakehouse, DAY1, DAY3)
 
