@@ -38,10 +38,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Under --no-skips, a skip becomes a failure that says what was skipped and why."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and item.config.getoption("--no-skips"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"skipped, which make test-all does not allow: {reason}"
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")  # an expected failure is not a skip
+        and item.config.getoption("--no-skips")
+    ):
+        _fail_skip(report)
     doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
     if (
         report.when == "call"
@@ -50,6 +52,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         and "slow because" not in doc.lower()
     ):
         report.user_properties.append(("unexplained_seconds", report.duration))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A module skipped whole (importorskip, allow_module_level) fails under --no-skips too."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and collector.config.getoption("--no-skips"):
+        _fail_skip(report)
+
+
+def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped, which make test-all does not allow: {reason}"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
