@@ -1,5 +1,6 @@
-"""Shared fixtures: one Spark session for the whole test session, and throw-away lakehouses;
-the two tiers (`make test`: not `slow`; `make test-all`: everything, with `--no-skips`)."""
+"""Shared fixtures: one Spark session for the whole test session, and throw-away lakehouses.
+The two tiers (`make test`: not `slow`; `make test-all`: everything, with `--no-skips`) have
+their rules in tiers.py."""
 
 from __future__ import annotations
 
@@ -19,68 +20,7 @@ from spotify_assets_tests.pg_server import PostgresUnavailable, throwaway_postgr
 START = date(2026, 1, 1)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--no-skips", action="store_true",
-        help="a skipped test fails the run, with its reason (make test-all: a server that "
-        "could not start, a missing browser or a suite left out is a failure, not a skip)",
-    )  # fmt: skip
-
-
-# A test of make test's tier that takes longer says why in its docstring ("Slow because ..."),
-# or moves to the slow tier: the summary names those that do neither.
-FAST_TIER_SECONDS = 60
-_unexplained: list[str] = []
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Under --no-skips, a skip becomes a failure that says what was skipped and why."""
-    outcome = yield
-    report = outcome.get_result()
-    if (
-        report.skipped
-        and not hasattr(report, "wasxfail")  # an expected failure is not a skip
-        and item.config.getoption("--no-skips")
-    ):
-        _fail_skip(report)
-    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
-    if (
-        report.when == "call"
-        and report.duration > FAST_TIER_SECONDS
-        and item.get_closest_marker("slow") is None
-        and "slow because" not in doc.lower()
-    ):
-        report.user_properties.append(("unexplained_seconds", report.duration))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
-    """A module skipped whole (importorskip, allow_module_level) fails under --no-skips too."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and collector.config.getoption("--no-skips"):
-        _fail_skip(report)
-
-
-def _fail_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
-    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-    report.outcome = "failed"
-    report.longrepr = f"skipped, which make test-all does not allow: {reason}"
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Collected where the summary is written (the controller, under pytest-xdist)."""
-    for name, seconds in report.user_properties:
-        if name == "unexplained_seconds":
-            _unexplained.append(f"{seconds:.0f} s {report.nodeid}")
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if _unexplained:
-        terminalreporter.section(f"make test's tests over {FAST_TIER_SECONDS} s with no reason")
-        for line in _unexplained:
-            terminalreporter.write_line(line + ": say why in its docstring, or mark it slow")
+pytest_plugins = ["spotify_assets_tests.tiers"]  # the two tiers' rules
 
 
 def pytest_configure(config: pytest.Config) -> None:

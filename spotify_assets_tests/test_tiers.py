@@ -9,11 +9,9 @@ import sys
 import textwrap
 
 CONFTEST = """
-import spotify_assets_tests.conftest as tiers
-from spotify_assets_tests.conftest import (  # noqa: F401
-    pytest_addoption, pytest_make_collect_report, pytest_runtest_logreport,
-    pytest_runtest_makereport, pytest_terminal_summary,
-)
+import spotify_assets_tests.tiers as tiers
+
+pytest_plugins = ["spotify_assets_tests.tiers"]
 tiers.FAST_TIER_SECONDS = 0.2
 """
 TESTS = '''
