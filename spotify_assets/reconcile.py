@@ -152,9 +152,9 @@ def format_counts(rows: list[LayerCounts]) -> str:
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
 
-    def line(row: tuple[str, ...]) -> str:
-        cells = zip(row, widths, strict=True)
-        text = "  ".join(c.rjust(w) if 0 < i < 6 else c.ljust(w) for i, (c, w) in enumerate(cells))
+    def line(row: tuple[str, ...]) -> str:  # figures right-aligned, the words left-aligned
+        cells = enumerate(zip(row, widths, strict=True))
+        text = "  ".join(c.rjust(w) if 0 < i < len(row) - 1 else c.ljust(w) for i, (c, w) in cells)
         return text.rstrip()
 
     lines = [line(row) for row in (header, *body)]

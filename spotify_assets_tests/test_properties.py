@@ -148,9 +148,7 @@ def run_plans(draw) -> list[list[tuple[int, int]]]:
 
 
 @pytest.mark.slow  # whole-graph runs: make test-all tries the explicit example, make properties
-@settings(  # its full budget (PROPERTY_EXAMPLES) of generated ones too
-    phases=[Phase.explicit, Phase.reuse, Phase.generate] if WHOLE_GRAPH else [Phase.explicit]
-)
+@settings(phases=settings().phases if WHOLE_GRAPH else [Phase.explicit])  # its full budget too
 # The newest days first, then an older range over one of them again: out of order and a re-run,
 # 2 runs against the ordered run's one. (A next day after an advance: test_pipeline's scenario.)
 @example(states=[[(1, 2), (0, 1)]])
