@@ -16,7 +16,7 @@ from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, table_path
 from spotify_assets.defs import bronze_checks
 from spotify_assets.defs.sensors import plan_requests
 from spotify_assets.ingestion import watermarks
-from spotify_assets.lake import delta, driver_read
+from spotify_assets.lake import delta
 from spotify_assets.materialize import materialize_range
 from spotify_assets.source import simulator
 from spotify_assets.source.resource import SourceDatabase
@@ -202,7 +202,7 @@ def test_the_blocking_checks_count_missing_duplicated_and_conflicting_pairs_exac
         staged = pa.schema([("user_id", pa.int64()), ("updated_at", pa.timestamp("us"))])
         pairs = pairs.toArrow().cast(staged)
         for table in (bronze, apart):  # and bronze's are read from its files, with no Spark job
-            assert driver_read.read_window(table, ["user_id", "updated_at"], window, 9) is not None
+            assert delta.read_arrow(table, ["user_id", "updated_at"], window) is not None
     reconciled, duplicated = bronze_checks.evaluate_blocking(
         spark, USERS, pairs, bronze, apart, window, 1
     )

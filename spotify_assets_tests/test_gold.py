@@ -17,7 +17,7 @@ from spotify_assets.defs.checks import (
     violations,
 )
 from spotify_assets.defs.gold import dimension_figures, dimension_totals, fact_totals
-from spotify_assets.lake import delta, driver_read, scd2_merge
+from spotify_assets.lake import delta, scd2_merge
 from spotify_assets.sql import delta_table
 from spotify_assets.transforms import gold
 from spotify_assets.transforms.expectations import (
@@ -276,7 +276,9 @@ def test_key_figures_read_on_the_driver_are_spark_s(spark, tmp_path):
     assert violations(df, keys, figures) == violations(df, keys) == [(1, 1, [3]), (1, 1, [13])]
 
 
-def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tmp_path):
+def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(
+    spark, tmp_path, monkeypatch
+):
     """Versions and current versions, the unknown member (surrogate -1) not counted, a NULL
     surrogate counted and a NULL is_current not current; and the key checks' figures."""
     rows = [  # (user_id, user_sk, is_current)
@@ -286,7 +288,7 @@ def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark,
     path = str(tmp_path / "dim_user")
     spark.createDataFrame(rows, "user_id int, user_sk bigint, is_current boolean").write.format(
         "delta"
-    ).option("delta.enableDeletionVectors", "true").save(path)
+    ).save(path)
     totals, figures = dimension_figures(spark, path, "dim_user")
     assert isinstance(figures, dict)  # counted on the driver
     assert totals == scd2_merge.Totals(rows=6, current=3)
@@ -296,18 +298,21 @@ def test_a_dimension_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark,
         "_key1_nulls": 1, "_key1_values": 6, "_key1_distinct": 6,
     }  # fmt: skip
 
-    spark.sql(f"DELETE FROM {delta_table(path)} WHERE user_sk = 11")  # a deletion vector
+    spark.sql(f"DELETE FROM {delta_table(path)} WHERE user_sk = 11")
+    monkeypatch.setattr(delta, "MAX_ROWS", 5)  # 6 rows: more than the driver reads
+    assert delta.read_arrow(path, ["user_sk", "is_current"]) is None
     totals, figures = dimension_figures(spark, path, "dim_user")
     assert isinstance(figures, Row)  # so Spark counted
     assert totals == scd2_merge.Totals(rows=5, current=2)
-    assert driver_read.read_table(path, ["user_sk", "is_current"], 100) is None
     assert dimension_totals(spark, path, "user_sk") == totals
     assert [figures[f"_key{i}_{f}"] for i in (0, 1) for f in ("nulls", "values", "distinct")] == [
         0, 3, 3, 1, 5, 5
     ]  # fmt: skip
 
 
-def test_the_fact_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tmp_path):
+def test_the_fact_s_totals_are_the_same_read_on_the_driver_or_by_spark(
+    spark, tmp_path, monkeypatch
+):
     """Rows, rows in the window, the window's rows with an unresolved dimension (-1; a NULL
     beside a -1 still counts, as SQL's OR has it), and the key's figures."""
     day, before = datetime(2026, 1, 2, 8), datetime(2026, 1, 1, 10)
@@ -317,12 +322,10 @@ def test_the_fact_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tm
     ]  # fmt: skip
     ddl = "stream_id long, stream_timestamp timestamp, user_sk int, track_sk int, artist_sk int"
     path = str(tmp_path / "fact_stream")
-    spark.createDataFrame(rows, ddl).write.format("delta").option(
-        "delta.enableDeletionVectors", "true"
-    ).save(path)
+    spark.createDataFrame(rows, ddl).write.format("delta").save(path)
     window = delta.Window("stream_timestamp", datetime(2026, 1, 2), datetime(2026, 1, 3))
     columns = ["stream_id"]
-    assert driver_read.read_table(path, columns, 100) is not None
+    assert delta.read_arrow(path, columns) is not None
     totals = fact_totals(delta.read(spark, path), path, window)
     assert isinstance(totals, dict)  # counted on the driver
     assert {k: totals[k] for k in ("rows", "in_window", "unresolved")} == {
@@ -330,8 +333,9 @@ def test_the_fact_s_totals_are_the_same_read_on_the_driver_or_by_spark(spark, tm
     }  # fmt: skip
     assert [totals[f"_key0_{f}"] for f in ("nulls", "values", "distinct")] == [1, 5, 4]
 
-    spark.sql(f"DELETE FROM {delta_table(path)} WHERE stream_id = 2")  # a deletion vector
-    assert driver_read.read_table(path, columns, 100) is None
+    spark.sql(f"DELETE FROM {delta_table(path)} WHERE stream_id = 2")
+    monkeypatch.setattr(delta, "MAX_ROWS", 4)  # 5 rows: more than the driver reads
+    assert delta.read_arrow(path, columns) is None
     totals = fact_totals(delta.read(spark, path), path, window)
     assert isinstance(totals, Row)  # so Spark counted
     assert {k: totals[k] for k in ("rows", "in_window", "unresolved")} == {

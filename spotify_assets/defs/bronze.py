@@ -207,7 +207,7 @@ def build_bronze_asset(
         return MaterializeResult(
             metadata=table_metadata(
                 stored.schema,
-                delta.row_count(session, path),
+                delta.row_count(path),
                 path,
                 lakehouse.name(Layer.BRONZE, source.entity),
                 source_rows_in_window=extracted,

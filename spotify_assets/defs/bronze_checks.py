@@ -3,7 +3,7 @@
 The two blocking checks run inside the bronze step, on what it already holds: the window's
 source rows, staged for the insert, against bronze's (key, watermark) pairs in the same bounds.
 They cover exactly what the run could have written, in no step of their own. Few pairs are
-compared on the driver in Arrow, bronze's read from its files (lake.driver_read) with no Spark
+compared on the driver in Arrow, bronze's read with delta-rs (delta.read_arrow) with no Spark
 query; many in one Spark job. The freshness check
 (`caught_up_with_source`, a warning) is one step for all tables, runnable on its own.
 """
@@ -32,7 +32,7 @@ from spotify_assets.catalog import SourceTable
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.staging import stage
 from spotify_assets.ingestion.windows import iso
-from spotify_assets.lake import delta, driver_read
+from spotify_assets.lake import delta
 from spotify_assets.resources import Lakehouse
 from spotify_assets.source.resource import SourceDatabase
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
@@ -89,7 +89,7 @@ def stage_source_pairs(
 # Up to this many source pairs the checks compare pairs on the driver, in Arrow: a few hundred
 # thousand pairs take milliseconds there, where a Spark aggregation pays its stages' fixed cost
 # (about a second on a laptop). Above it, Spark compares them.
-DRIVER_PAIRS = driver_read.MAX_ROWS
+DRIVER_PAIRS = delta.MAX_ROWS
 _TAGS = ("_source", "_bronze", "_apart")
 
 
@@ -244,7 +244,7 @@ def _in_window_on_driver(
 ) -> pa.Table:
     """The same pairs in Arrow: read from the table's files when few (no Spark query's fixed
     cost), else collected from Spark."""
-    pairs = driver_read.read_window(path, keys, window, max_rows=DRIVER_PAIRS)
+    pairs = delta.read_arrow(path, keys, window, max_rows=DRIVER_PAIRS)
     return pairs if pairs is not None else _in_window(session, path, keys, window).toArrow()
 
 

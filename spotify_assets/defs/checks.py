@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, Layer
-from spotify_assets.lake import driver_read
+from spotify_assets.lake import delta
 from spotify_assets.transforms.expectations import SAMPLE_SIZE
 
 
@@ -73,7 +73,7 @@ def key_figures_on_driver(path: str, entity: str) -> dict[str, int] | None:
     table: no Spark job, which would first rebuild the state of a table just written); None
     when Spark must read it."""
     keys = table_keys(entity)
-    rows = driver_read.read_table(path, key_columns(keys), driver_read.MAX_ROWS)
+    rows = delta.read_arrow(path, key_columns(keys))
     return None if rows is None else key_figures(rows, keys)
 
 

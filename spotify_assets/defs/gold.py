@@ -33,7 +33,7 @@ from spotify_assets.defs.checks import (
 )
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.defs.silver import versions_entity
-from spotify_assets.lake import as_of, delta, driver_read, scd2_merge, storage
+from spotify_assets.lake import as_of, delta, scd2_merge, storage
 from spotify_assets.lake.metadata import Counted, table_metadata
 from spotify_assets.resources import Lakehouse, SparkResource
 from spotify_assets.transforms import expectations, gold
@@ -160,7 +160,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
         measured: Row | Mapping[str, int] | None  # the key checks' figures
         if plan.full:
-            before = delta.table_version(session, path) if delta.exists(path) else None
+            before = delta.table_version(path) if delta.exists(path) else None
             unknown = gold.unknown_member(history, scd2.key, surrogate)
             # The quarantine first: the table's commit records the log version consumed, so a
             # crash between the two must leave the table behind (a re-run redoes both).
@@ -171,9 +171,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             keys_changed: int | None = None
             # Its last commit is the overwrite just made: its row count needs no scan.
             quarantined_now = (
-                delta.last_commit_rows(session, quarantine_path)
-                if delta.exists(quarantine_path)
-                else 0
+                delta.last_commit_rows(quarantine_path) if delta.exists(quarantine_path) else 0
             )
         else:
             if plan.totals is None:  # the first MERGE since a rebuild: count its baseline
@@ -188,7 +186,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             opened, closed, keys_changed = applied.opened, applied.closed, applied.keys
             totals, measured = applied.totals, key_figures_on_driver(path, entity)
             quarantined_now = (
-                delta.row_count(session, quarantine_path) if delta.exists(quarantine_path) else 0
+                delta.row_count(quarantine_path) if delta.exists(quarantine_path) else 0
             )
         events.unpersist()
         dropped = quality.dropped_by_rule(checked.outcomes)
@@ -227,7 +225,7 @@ def dimension_figures(
     driver when few, else in one Spark aggregation."""
     keys, surrogate = table_keys(entity), GOLD_KEYS[entity][1]
     assert surrogate is not None
-    rows = driver_read.read_table(path, key_columns(keys), driver_read.MAX_ROWS)
+    rows = delta.read_arrow(path, key_columns(keys))
     if rows is not None:
         return _totals_in_arrow(rows, surrogate), key_figures(rows, keys)
     row = delta.read(session, path).agg(*_totals_aggregates(surrogate), *key_aggregates(keys))
@@ -239,7 +237,7 @@ def dimension_figures(
 def dimension_totals(session: SparkSession, path: str, surrogate: str) -> scd2_merge.Totals:
     """Versions and current versions of a dimension, the unknown member not counted (a NULL
     is_current is not current): from its files on the driver when few, else counted by Spark."""
-    rows = driver_read.read_table(path, [surrogate, "is_current"], driver_read.MAX_ROWS)
+    rows = delta.read_arrow(path, [surrogate, "is_current"])
     if rows is not None:
         return _totals_in_arrow(rows, surrogate)
     first = delta.read(session, path).agg(*_totals_aggregates(surrogate)).first()
@@ -426,9 +424,9 @@ def fact_totals(written: DataFrame, path: str, window: delta.Window) -> Row | Ma
     one Spark aggregation."""
     keys = table_keys("fact_stream")
     columns = [*key_columns(keys), window.column, *_SURROGATES]
-    rows = driver_read.read_table(path, columns, driver_read.MAX_ROWS)
-    if rows is not None and driver_read.bounds_fit(window, rows.schema.field(window.column).type):
-        inside = driver_read.in_window(rows, window)
+    rows = delta.read_arrow(path, columns)
+    if rows is not None:
+        inside = delta.in_window(rows, window)
         unresolved = pc.or_kleene(
             pc.or_kleene(pc.equal(rows["user_sk"], -1), pc.equal(rows["track_sk"], -1)),
             pc.equal(rows["artist_sk"], -1),

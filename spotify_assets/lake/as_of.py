@@ -147,7 +147,7 @@ def write_windows(
     changed since it was built; record what each was built from. Returns the other windows."""
     assert isinstance(run.start, datetime) and isinstance(run.end, datetime)
     state = load(state_path)
-    now = {d["view"]: delta.table_version(spark, paths[d["view"]]) for d in dimensions}
+    now = {d["view"]: delta.table_version(paths[d["view"]]) for d in dimensions}
     run_days = days(run.start.date(), run.end.date())
     if run.open_below:  # the first window also holds every older row: each older day is built
         older = F.col(run.column) < F.lit(run.start)

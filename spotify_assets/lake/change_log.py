@@ -9,8 +9,7 @@
   consumed), stored as the `userMetadata` of the very commit that wrote it, so the table and its
   record can never disagree after a crash.
 
-Tables written here carry deletion vectors, so a MERGE that changes a few rows in many files
-marks them instead of rewriting the files.
+Tables written here carry no deletion vectors, so every Delta reader opens them (see delta.py).
 """
 
 from __future__ import annotations
@@ -28,7 +27,9 @@ from pyspark.sql import DataFrame, SparkSession
 from spotify_assets.lake import delta
 from spotify_assets.sql import delta_table, render
 
-PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "true"}
+# No deletion vectors: delta-rs (pandas, polars, DuckDB's delta extension) cannot read a table
+# that has them. A MERGE rewrites the files holding the rows it changes instead.
+PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableDeletionVectors": "false"}
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 # Commits that change no row: a record written before them still describes the table.
@@ -46,12 +47,16 @@ class SyncCounts:
 
 
 def ensure_properties(spark: SparkSession, path: str) -> None:
-    """Turn on the change data feed and deletion vectors (tables written by older code)."""
-    have = delta.detail(spark, path)["properties"] or {}
+    """Give a table written by older code the change data feed, and take away its deletion
+    vectors: DROP FEATURE rewrites the files that have one and removes the reader feature
+    (Delta 4 keeps the history readable, without truncating it)."""
+    have = delta.properties(path)
     missing = {k: v for k, v in PROPERTIES.items() if have.get(k) != v}
     if missing:
         assignments = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())  # constants
         spark.sql(f"ALTER TABLE {delta_table(path)} SET TBLPROPERTIES ({assignments})")
+    if "deletionVectors" in (delta.reader_features(path)):
+        spark.sql(f"ALTER TABLE {delta_table(path)} DROP FEATURE deletionVectors")
 
 
 def create(df: DataFrame, path: str) -> None:
@@ -69,7 +74,7 @@ def sync(
     rows whose values differ, delete rows `df` lacks; unchanged rows are not touched."""
     if not delta.exists(path):
         create(df, path)
-        return SyncCounts(delta.last_commit_rows(spark, path), 0, 0)
+        return SyncCounts(delta.last_commit_rows(path), 0, 0)
     ensure_properties(spark, path)
     df, change = delta.align_schema(spark, df, path)
     df.createOrReplaceTempView(view)
@@ -103,11 +108,9 @@ def changed_keys(
     from the change data feed; None when the feed cannot tell."""
     if until <= since:
         return spark.createDataFrame([], delta.read(spark, path).select(key).schema)
-    latest = delta.table_version(spark, path)
+    latest = delta.table_version(path)
     operations = [  # the commits after `since`, not the whole log
-        op
-        for op in delta.history(spark, path, max(latest - since, 1))
-        if since < op["version"] <= until
+        op for op in delta.history(path, max(latest - since, 1)) if since < op["version"] <= until
     ]
     if len(operations) != until - since:  # part of the log is gone
         return None
@@ -138,7 +141,7 @@ def recorded(spark: SparkSession, path: str, name: str, within: int = 20) -> dic
     describes the table."""
     if not delta.exists(path):
         return None
-    for row in delta.history(spark, path, within):  # newest first
+    for row in delta.history(path, within):  # newest first
         try:
             document = json.loads(row["userMetadata"]) if row["userMetadata"] else None
         except ValueError:

@@ -10,18 +10,20 @@
 
 from __future__ import annotations
 
-import json
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, Row, SparkSession
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import validate_identifier
 from spotify_assets.lake import storage
-from spotify_assets.sql import delta_table, render
+from spotify_assets.sql import render
 
 
 @dataclass(frozen=True)
@@ -74,71 +76,177 @@ def _literal(value: datetime | date) -> str:
     return f"DATE'{value.isoformat()}'"
 
 
-# Table metadata is read from the log's files (through `storage`) or with SQL (DESCRIBE ...),
-# not with delta's Python DeltaTable: both work the same on a local session, over Spark Connect,
-# and on Databricks, where DeltaTable needs a Delta Connect plugin on the server.
+# What a table holds (its version, history, row count, properties, a small table's rows) is
+# read on the driver with delta-rs (`deltalake`): it reads the log in milliseconds where a Spark
+# query pays its jobs' fixed cost, works alike under every engine (local Spark, Spark Connect,
+# Databricks), and sees the tables as every pandas, polars or DuckDB user does. So no table
+# carries a reader feature delta-rs lacks: no deletion vectors (change_log.PROPERTIES).
+
+# Up to this many rows, a table's columns are read on the driver: a few hundred thousand rows of
+# a few columns take milliseconds in Arrow, where a Spark query pays its jobs' fixed cost.
+MAX_ROWS = 500_000
+_NANOSECOND_YEARS = (1677, 2262)
+
+
+def _table(path: str) -> DeltaTable:
+    return DeltaTable(path, storage_options=storage.delta_rs_options(path))
 
 
 def exists(path: str) -> bool:
-    """Whether a Delta table is at `path`: its log holds the first commit, or a checkpoint once
-    old commits are cleaned up. Commits appear atomically (written aside, then renamed), so a
-    write in progress is not a table yet. A look at the file system, not a Spark job: the
-    steps ask it often."""
-    log = storage.join(path, "_delta_log")
-    first_commit = storage.join(log, f"{0:020d}.json")
-    return storage.exists(first_commit) or storage.exists(storage.join(log, "_last_checkpoint"))
+    """Whether a Delta table is at `path` (its log holds a commit: a write in progress is not
+    a table yet)."""
+    return DeltaTable.is_deltatable(path, storage_options=storage.delta_rs_options(path))
 
 
-def detail(spark: SparkSession, path: str) -> Row:
-    row = spark.sql(f"DESCRIBE DETAIL {delta_table(path)}").first()
-    assert row is not None
-    return row
+def table_version(path: str) -> int:
+    """The table's latest version; -1 when there is no table."""
+    return _table(path).version() if exists(path) else -1
 
 
-# The log's own files: commit N is `N.json` (20 digits), a checkpoint `N.checkpoint[...]`.
-_COMMIT = re.compile(r"^(\d{20})\.json$")
-_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.[^/]+)?\.(?:parquet|json)$")
-# Commits a catalog accepted but has not yet copied into the log (catalog-managed tables).
-_STAGED = "_staged_commits"
-
-
-def history(spark: SparkSession, path: str, limit: int) -> list[dict[str, Any]]:
+def history(path: str, limit: int) -> list[dict[str, Any]]:
     """The table's latest `limit` commits, newest first, as DESCRIBE HISTORY gives them
-    (version, operation, operationParameters, operationMetrics, userMetadata), read from the
-    commit files themselves: a few small files instead of a Spark query, which the steps would
-    pay about 0.3 s each for."""
-    log, names = _log_files(path)
-    if names is None:  # the log alone may be behind: ask Delta
-        rows = spark.sql(f"DESCRIBE HISTORY {delta_table(path)} LIMIT {int(limit)}").collect()
-        return [row.asDict() for row in rows]
-    versions = sorted((int(m[1]) for n in names if (m := _COMMIT.match(n))), reverse=True)
-    return [_commit(log, version) for version in versions[: max(int(limit), 0)]]
+    (version, operation, operationParameters, operationMetrics, userMetadata)."""
+    return [
+        {
+            "version": int(entry["version"]),
+            "operation": entry.get("operation"),
+            "operationParameters": entry.get("operationParameters") or {},
+            "operationMetrics": entry.get("operationMetrics") or {},
+            "userMetadata": entry.get("userMetadata"),
+        }
+        for entry in _table(path).history(max(int(limit), 1))[: max(int(limit), 0)]
+    ]
 
 
-def _log_files(path: str) -> tuple[str, list[str] | None]:
-    """The table's log folder and the names in it; None for the names when a catalog holds
-    commits the log does not have yet (Delta 4 creates `_staged_commits` empty)."""
-    log = storage.join(path, "_delta_log")
-    names = storage.list_names(log)
-    if _STAGED in names and storage.list_names(storage.join(log, _STAGED)):
-        return log, None
-    return log, names
+def properties(path: str) -> dict[str, str]:
+    return dict(_table(path).metadata().configuration)
 
 
-def _commit(log: str, version: int) -> dict[str, Any]:
-    """One commit's entry of the history, from its `commitInfo` action."""
-    info: dict[str, Any] = {}
-    for line in storage.read_text(storage.join(log, f"{version:020d}.json")).splitlines():
-        if line.startswith('{"commitInfo"'):
-            info = json.loads(line)["commitInfo"]
-            break
-    return {
-        "version": version,
-        "operation": info.get("operation"),
-        "operationParameters": info.get("operationParameters") or {},
-        "operationMetrics": info.get("operationMetrics") or {},
-        "userMetadata": info.get("userMetadata"),
-    }
+def reader_features(path: str) -> list[str]:
+    """The reader features of the table's protocol (what a reader must support to read it)."""
+    return list(_table(path).protocol().reader_features or [])
+
+
+def _files(table: DeltaTable) -> pa.Table:
+    """The table's data files with their statistics, one row each (delta-rs' add actions)."""
+    return pa.table(table.get_add_actions(flatten=True))
+
+
+def row_count(path: str) -> int:
+    """Rows in the table's latest version: its files' record counts, without reading them;
+    counted by a scan when a file has no count or rows were deleted in place (a table older
+    code gave deletion vectors)."""
+    table = _table(path)
+    records = _files(table)["num_records"]
+    if records.null_count or "deletionVectors" in (table.protocol().reader_features or []):
+        first = pa.schema(table.schema().to_arrow()).names[0]
+        return pa.table(table.scan(columns=[first])).num_rows
+    return int(pc.sum(records).as_py() or 0)
+
+
+def last_commit_rows(path: str) -> int:
+    """Rows the table's latest commit wrote, from Delta's operation metrics (no second scan)."""
+    rows = history(path, 1)
+    metrics = rows[0]["operationMetrics"] if rows else {}
+    return int(metrics.get("numOutputRows", 0))
+
+
+def read_arrow(
+    path: str, columns: Sequence[str], window: Window | None = None, max_rows: int | None = None
+) -> pa.Table | None:
+    """`columns` of the table's rows (in `window`, when given) as Arrow, read on the driver by
+    delta-rs' own engine (which reads every layout: column mapping, partitions, evolved
+    schemas); None when the files that may hold them hold more than `max_rows` (MAX_ROWS)
+    rows: Spark reads those."""
+    table = _table(path)
+    files = _files(table)
+    if window is not None:
+        files = files.filter(_may_hold(files, window))
+    if (pc.sum(files["num_records"]).as_py() or 0) > (MAX_ROWS if max_rows is None else max_rows):
+        return None
+    read = list(dict.fromkeys([*columns, *([window.column] if window else [])]))
+    predicate = None
+    bounds = [b for b in (window.lower, window.end) if b is not None] if window else []
+    if window is not None and all(
+        _NANOSECOND_YEARS[0] < b.year < _NANOSECOND_YEARS[1] for b in bounds
+    ):
+        # Lets the engine skip files (its SQL parses a timestamp in nanoseconds, which hold
+        # these years only); the rows are filtered here, exactly.
+        kind = pa.schema(table.schema().to_arrow()).field(window.column).type
+        predicate = _sql_condition(window, kind)
+    rows = _without_views(pa.table(table.scan(columns=read, predicate=predicate)))
+    if window is not None:
+        rows = rows.filter(in_window(rows, window))
+    return rows.select(list(columns))
+
+
+def _without_views(rows: pa.Table) -> pa.Table:
+    """Strings and binaries as Spark's `toArrow` gives them: delta-rs' engine returns Arrow's
+    view types, which not every pyarrow function takes yet."""
+    plain = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    schema = pa.schema([f.with_type(plain.get(f.type, f.type)) for f in rows.schema])
+    return rows if schema == rows.schema else rows.cast(schema)
+
+
+def _sql_condition(window: Window, kind: pa.DataType) -> str:
+    """`window.predicate()` in delta-rs' SQL (DataFusion): literals of the column's type."""
+
+    def literal(value: date | datetime) -> str:
+        bound = _bound(value, kind).as_py()
+        if pa.types.is_date(kind):
+            return f"DATE '{bound.isoformat()}'"
+        text = bound.replace(tzinfo=None).isoformat(sep="T")
+        return f"TIMESTAMP '{text}{'Z' if getattr(kind, 'tz', None) else ''}'"
+
+    column = f'"{validate_identifier(window.column, "column")}"'
+    parts = [f"{column} IS NOT NULL"]
+    if window.lower is not None:
+        parts.append(f"{column} >= {literal(window.lower)}")
+    if window.end is not None:
+        parts.append(f"{column} < {literal(window.end)}")
+    return " AND ".join(parts)
+
+
+def _bound(value: date | datetime, kind: pa.DataType) -> pa.Scalar:
+    """A window's bound as a scalar of the column's type; the bounds are UTC, as the session's."""
+    if pa.types.is_timestamp(kind) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if pa.types.is_date(kind) and isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, datetime) and getattr(kind, "tz", None) is not None:
+        value = value.replace(tzinfo=UTC)
+    return pa.scalar(value, type=kind)
+
+
+def in_window(rows: pa.Table, window: Window) -> pa.ChunkedArray:
+    """Which of `rows` `window.predicate()` holds for (an Arrow mask, never NULL)."""
+    values = rows.column(window.column)
+    mask = pc.is_valid(values)
+    if window.lower is not None:
+        mask = pc.and_(mask, pc.greater_equal(values, _bound(window.lower, values.type)))
+    if window.end is not None:
+        mask = pc.and_(mask, pc.less(values, _bound(window.end, values.type)))
+    return pc.fill_null(mask, False)
+
+
+def _may_hold(files: pa.Table, window: Window) -> pa.ChunkedArray:
+    """Which files' statistics leave room for a row in the window (True when they say nothing).
+    Delta truncates timestamps' statistics to milliseconds: the upper one is widened by 1 ms."""
+    names = files.column_names
+    keep = pc.equal(files["num_records"], files["num_records"])  # all True
+    low, high = f"min.{window.column}", f"max.{window.column}"
+    if high in names and window.lower is not None:
+        upper, below_lower = files[high], pc.less
+        if pa.types.is_timestamp(upper.type):  # the true maximum is below max + 1 ms
+            upper = pc.add(upper, pa.scalar(timedelta(milliseconds=1), pa.duration("us")))
+            below_lower = pc.less_equal
+        below = below_lower(upper, _bound(window.lower, upper.type))
+        keep = pc.and_(keep, pc.invert(pc.fill_null(below, False)))
+    if low in names and window.end is not None:
+        lower = files[low]
+        above = pc.greater_equal(lower, _bound(window.end, lower.type))
+        keep = pc.and_(keep, pc.invert(pc.fill_null(above, False)))
+    return keep
 
 
 def read(spark: SparkSession, path: str) -> DataFrame:
@@ -173,7 +281,7 @@ def insert_new_versions(
     """
     if not exists(path):
         df.write.format("delta").mode("append").save(path)
-        return last_commit_rows(spark, path), SchemaChange(added=())
+        return last_commit_rows(path), SchemaChange(added=())
     df, change = align_schema(spark, df, path)
     df.createOrReplaceTempView(view)
     statement = render(
@@ -226,59 +334,6 @@ def update_matched(
     finally:
         spark.catalog.dropTempView(view)
     return int(row["num_updated_rows"]) if row is not None else 0
-
-
-def table_version(spark: SparkSession, path: str) -> int:
-    """The table's latest version (-1 when it has none): the newest commit or checkpoint in
-    its log, a listing of one folder."""
-    _, names = _log_files(path)
-    if names is None:
-        rows = history(spark, path, 1)
-        return int(rows[0]["version"]) if rows else -1
-    matches = (_COMMIT.match(n) or _CHECKPOINT.match(n) for n in names)
-    return max((int(m[1]) for m in matches if m), default=-1)
-
-
-def row_count(spark: SparkSession, path: str) -> int:
-    """Rows in the table's latest version. Delta's checksum file of that version lists every
-    file of a small table with its statistics (Delta's `allFilesInCrc`): their record counts,
-    less the rows deletion vectors remove, add up without a Spark job. Spark counts when the
-    checksum is missing, lists no files (a table of many) or a file has no record count."""
-    checksum = latest_checksum(path)
-    counted = _rows_in_checksum(checksum) if checksum is not None else None
-    return counted if counted is not None else read(spark, path).count()
-
-
-def latest_checksum(path: str) -> dict[str, Any] | None:
-    """The checksum file Delta wrote after the table's newest commit (`N.crc`: the version's
-    protocol, metadata and, for a small table, every file with its statistics), or None when
-    there is none or a catalog holds newer commits than the log."""
-    log, names = _log_files(path)
-    versions = [int(m[1]) for n in names or () if (m := _COMMIT.match(n))]
-    checksum = f"{max(versions):020d}.crc" if versions else None
-    if names is None or checksum not in names:
-        return None
-    return json.loads(storage.read_text(storage.join(log, checksum)))
-
-
-def _rows_in_checksum(checksum: dict[str, Any]) -> int | None:
-    files = checksum.get("allFiles")
-    if files is None:
-        return None
-    rows = 0
-    for add in files:
-        records = json.loads(add.get("stats") or "{}").get("numRecords")
-        if records is None:
-            return None
-        rows += int(records) - int((add.get("deletionVector") or {}).get("cardinality", 0))
-    return rows
-
-
-def last_commit_rows(spark: SparkSession, path: str) -> int:
-    """Rows the table's latest commit wrote, from Delta's operation metrics (no second scan)."""
-    rows = history(spark, path, 1)
-    metrics = (rows[0]["operationMetrics"] or {}) if rows else {}
-    return int(metrics.get("numOutputRows", 0))
 
 
 def overwrite(df: DataFrame, path: str) -> None:

@@ -73,7 +73,7 @@ def plan(
     full_refresh: bool = False,
 ) -> Plan:
     """Decide between following the changed keys and rebuilding, and say why."""
-    now = delta.table_version(spark, source)
+    now = delta.table_version(source)
     last = change_log.recorded(spark, target, RECORD)
 
     def rebuild(reason: str) -> Plan:

@@ -132,6 +132,37 @@ class AzureCredentials:
         return {}  # a connection string is Azurite's: Spark does not reach it through ABFS
 
 
+def delta_rs_options(location: str, credentials: AzureCredentials | None = None) -> dict[str, str]:
+    """delta-rs' `storage_options` for a table at `location` (object_store's Azure keys): the
+    same credentials the file system and Spark get. {} for a local folder."""
+    if not is_azure(location):
+        return {}
+    creds = credentials or AzureCredentials.from_env()
+    account = account_of(location) or creds.account_name
+    options = {"azure_storage_account_name": account} if account else {}
+    kind = creds.kind
+    if kind == "connection string":  # Azurite's: its account, key and endpoint
+        fields = dict(
+            part.split("=", 1) for part in creds.connection_string.strip(";").split(";") if part
+        )
+        options["azure_storage_account_name"] = fields.get("AccountName", account)
+        options["azure_storage_account_key"] = fields.get("AccountKey", "")
+        if "BlobEndpoint" in fields:
+            options["azure_storage_endpoint"] = fields["BlobEndpoint"]
+            options["azure_allow_http"] = str(fields["BlobEndpoint"].startswith("http:")).lower()
+    elif kind == "account key":
+        options["azure_storage_account_key"] = creds.account_key
+    elif kind == "SAS token":
+        options["azure_storage_sas_key"] = creds.sas_token
+    elif kind == "service principal":
+        options.update(
+            azure_tenant_id=creds.tenant_id,
+            azure_client_id=creds.client_id,
+            azure_client_secret=creds.client_secret,
+        )
+    return options  # else object_store's own chain: a managed identity, workload identity
+
+
 def account_of(location: str) -> str:
     """The storage account of an `abfss://container@account.dfs.core.windows.net/...` URL; ""
     for `abfs://container/path` (the account then comes from the credentials: Azurite)."""

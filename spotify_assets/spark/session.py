@@ -75,6 +75,9 @@ SESSION_CONF = {
     # Delta's SQL parser drops SQL parameters on Spark 4.1+ (delta-io/delta#7640); Spark's
     # substitution of constant parameters still binds them (apache/spark#55392).
     "spark.sql.legacy.parameterSubstitution.constantsOnly": "true",
+    # Timestamps in Parquet as 64-bit microseconds, Delta's own type, not Spark's default INT96
+    # (nanoseconds): delta-rs, pandas and polars read every year exactly, 1600 as 9999.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 
