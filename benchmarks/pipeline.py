@@ -46,25 +46,83 @@ def settle(spark) -> None:
         jvm.java.lang.System.gc()
 
 
-def dagster_run(settings, first: date, last: date, layers: dict[str, float] | None = None):
+def dagster_run(
+    settings,
+    first: date,
+    last: date,
+    layers: dict[str, float] | None = None,
+    instance=None,
+    per_step: list[dict] | None = None,
+):
     """One run of the lakehouse job over first..last (a single-run backfill) in this process's
-    Spark session, recorded in a throw-away instance. Returns (seconds, steps); fills `layers`,
-    when given, with the seconds its steps took by layer (see `step_seconds_by_layer`)."""
+    Spark session, recorded in `instance` (a throw-away one when None: then no step finds an
+    earlier run to skip by). Returns (seconds, steps); fills `layers`, when given, with the
+    seconds its steps took by layer (see `step_seconds_by_layer`), and `per_step` with each
+    step's figures (see `step_figures`)."""
+    from contextlib import nullcontext
+
     from dagster import DagsterInstance
 
     from spotify_assets.materialize import materialize_range
 
-    with DagsterInstance.ephemeral() as instance:
+    with nullcontext(instance) if instance is not None else DagsterInstance.ephemeral() as inst:
         started = time.perf_counter()
-        result = materialize_range(settings, first, last, instance, say=lambda _: None)
+        result = materialize_range(settings, first, last, inst, say=lambda _: None)
         seconds = time.perf_counter() - started
         if layers is not None:
-            layers.update(step_seconds_by_layer(instance, result.run_id, seconds))
+            layers.update(step_seconds_by_layer(inst, result.run_id, seconds))
+        if per_step is not None:
+            per_step.extend(step_figures(inst, result))
     if not result.success:
         failures = [e.message for e in result.all_events if e.is_step_failure]
         raise RuntimeError(f"the Dagster run of {first}..{last} failed: {failures}")
     steps = sum(1 for e in result.all_events if e.is_step_success)
     return seconds, steps
+
+
+def step_figures(instance, result) -> list[dict]:
+    """Each step of a run in order: its seconds, the Spark jobs it ran and the Delta commits it
+    made (from its materialisations' metadata), and whether it found its inputs unchanged."""
+    from dagster import DagsterEventType
+
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for entry in instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            seconds[event.step_key] = entry.timestamp - started[event.step_key]
+    metadata: dict[str, dict] = {}
+    for event in result.get_asset_materialization_events():
+        metadata.setdefault(event.step_key, event.materialization.metadata)
+    figures = []
+    for step, spent in seconds.items():
+        meta = metadata.get(step, {})
+        figures.append(
+            {
+                "step": step,
+                "seconds": round(spent, 2),
+                "spark_jobs": getattr(meta.get("spark_jobs"), "value", None),
+                "delta_commits": getattr(meta.get("delta_commits"), "value", None),
+                "unchanged": "unchanged_since_run" in meta,
+            }
+        )
+    return figures
+
+
+def step_table(figures: list[dict]) -> str:
+    """The per-step figures as a text table, the slowest first."""
+    lines = [f"{'step':32} {'s':>7} {'jobs':>5} {'commits':>7}  unchanged"]
+    for f in sorted(figures, key=lambda f: -f["seconds"]):
+        jobs, commits = f["spark_jobs"], f["delta_commits"]
+        lines.append(
+            f"{f['step']:32} {f['seconds']:7.2f} {'-' if jobs is None else jobs:>5} "
+            f"{'-' if commits is None else commits:>7}  {'yes' if f['unchanged'] else ''}"
+        )
+    return "\n".join(lines)
 
 
 def layer_of(step_key: str) -> str:

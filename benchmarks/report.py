@@ -79,6 +79,25 @@ def table(f: dict[str, Any], targets: dict[str, float]) -> str:
                 f"<= {t}x: {_verdict(i['long_vs_short'], t)}",
             )
         )
+        if "next_day_vs_build" in i:
+            t = targets["next_day_vs_build"]
+            rows.append(
+                (
+                    f"Next day on {short} days of history, against building those {short} days",
+                    f"{i['next_day_vs_build']}x ({i[f'history_{short}_days_day_run_seconds']} s)",
+                    f"build {i[f'history_{short}_days_build_seconds']} s",
+                    f"<= {t}x: {_verdict(i['next_day_vs_build'], t)}",
+                )
+            )
+            t = targets["no_change_vs_day"]
+            rows.append(
+                (
+                    "The same day again, nothing changed, against its first run",
+                    f"{i['no_change_vs_day']}x ({i['no_change_run_seconds']} s)",
+                    f"first run {i[f'history_{short}_days_day_run_seconds']} s",
+                    f"<= {t}x: {_verdict(i['no_change_vs_day'], t)}",
+                )
+            )
     for run in f.get("throughput", []):
         rows.append(
             (

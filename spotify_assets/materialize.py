@@ -13,6 +13,7 @@ from dagster._core.storage.tags import (
 
 from spotify_assets.catalog import GOLD_KEYS, Layer
 from spotify_assets.defs.jobs import LAKEHOUSE_JOB
+from spotify_assets.defs.unchanged import RECOMPUTE_TAG
 from spotify_assets.settings import Settings
 from spotify_assets.spark.session import on_databricks
 
@@ -27,7 +28,8 @@ def materialize_range(
     full_refresh: bool = False,
 ) -> ExecuteInProcessResult:
     """One run over the partitions start..end (inclusive), like a single-run backfill in the UI.
-    `full_refresh` rebuilds the gold histories instead of following the changed keys."""
+    `full_refresh` rebuilds the gold histories instead of following the changed keys, and
+    recomputes the steps whose inputs did not change (defs.unchanged)."""
     from spotify_assets.definitions import build_definitions
 
     job = build_definitions(settings).resolve_job_def(LAKEHOUSE_JOB)
@@ -42,6 +44,7 @@ def materialize_range(
         tags={
             ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
             ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+            **({RECOMPUTE_TAG: "true"} if full_refresh else {}),
         },
         run_config={
             "loggers": {"console": {"config": {"log_level": "INFO"}}},

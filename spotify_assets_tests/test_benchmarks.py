@@ -110,3 +110,22 @@ def test_the_readme_shows_the_committed_figures_and_plots():
     # The README's table is the committed run's table.
     table = report.table(figures, TARGETS).split("\n", 2)[2]
     assert table in readme
+
+
+def test_the_incremental_targets_are_stated_beside_their_baselines():
+    incremental = {
+        "history_streams_per_day": 2_000, "long_days": 365, "short_days": 7,
+        "history_7_days_build_seconds": 50.0, "history_365_days_build_seconds": 400.0,
+        "history_7_days_day_run_seconds": 20.0, "history_365_days_day_run_seconds": 24.0,
+        "long_vs_short": 1.2, "next_day_vs_build": 0.4, "no_change_run_seconds": 6.0,
+        "no_change_vs_day": 0.3,
+    }  # fmt: skip
+    lines = report.table({"date": "d", "machine": "m", "incremental": incremental}, TARGETS)
+    assert (
+        "| Next day on 7 days of history, against building those 7 days | 0.4x (20.0 s) "
+        "| build 50.0 s | <= 0.5x: met |"
+    ) in lines.splitlines()
+    assert (
+        "| The same day again, nothing changed, against its first run | 0.3x (6.0 s) "
+        "| first run 20.0 s | <= 0.25x: MISSED |"
+    ) in lines.splitlines()

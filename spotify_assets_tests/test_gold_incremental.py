@@ -65,11 +65,13 @@ def sync(spark, lake, events):
     return change_log.sync(spark, spark.createDataFrame(rows_of(events), DDL), lake["log"], KEYS)
 
 
-def run(lake, full_refresh=False):
+def run(lake, full_refresh=False, rebuild_below_versions=0):
+    """The gold step; by default it follows the changed keys at any size (the MERGE path)."""
+    config = {"full_refresh": full_refresh, "rebuild_below_versions": rebuild_below_versions}
     result = materialize(
         [build_gold_dimension("dim_user")],
         resources=lake["resources"],
-        run_config={"ops": {"gold__dim_user": {"config": {"full_refresh": full_refresh}}}},
+        run_config={"ops": {"gold__dim_user": {"config": config}}},
     )
     assert result.success
     [event] = result.get_asset_materialization_events()
@@ -193,7 +195,7 @@ def test_a_rebuild_when_the_change_feed_cannot_tell_or_the_columns_change(spark,
     sync(spark, lake, FIRST)
     run(lake)
 
-    def plan_now():
+    def plan_now(rebuild_below=0):
         log = delta.read(spark, lake["log"])
         depends_on = scd2_merge.fingerprint(
             gold.SCD2["dim_user"],
@@ -201,11 +203,25 @@ def test_a_rebuild_when_the_change_feed_cannot_tell_or_the_columns_change(spark,
             "user_sk",
             log.schema.simpleString(),
         )
-        plan = scd2_merge.plan(spark, lake["log"], lake["table"], "user_id", depends_on)
+        plan = scd2_merge.plan(
+            spark, lake["log"], lake["table"], "user_id", depends_on, False, rebuild_below
+        )
         return plan.full, plan.reason
 
     log_version = delta.table_version(lake["log"])
     assert plan_now() == (False, f"change log versions {log_version + 1}..{log_version}")
+    # A small dimension is rebuilt: cheaper than a MERGE's fixed cost (5 versions, the unknown
+    # member's row counted too: the table's rows).
+    assert plan_now(rebuild_below=7) == (
+        True,
+        "a rebuild costs less than a MERGE at 6 versions (rebuild_below_versions: 7)",
+    )
+    assert plan_now(rebuild_below=6)[0] is False
+    meta, _ = run(lake, rebuild_below_versions=scd2_merge.REBUILD_BELOW_VERSIONS)  # the default
+    assert (meta["build"], meta["build_reason"]) == (
+        "full",
+        "a rebuild costs less than a MERGE at 6 versions (rebuild_below_versions: 500,000)",
+    )
     # A change log replaced wholesale (e.g. by older code): the feed cannot say what changed.
     delta.overwrite(spark.createDataFrame(rows_of(FIRST[:2]), DDL), lake["log"])
     assert plan_now() == (

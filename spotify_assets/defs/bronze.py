@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from spotify_assets.catalog import Layer, SourceTable
-from spotify_assets.defs import bronze_checks
+from spotify_assets.defs import bronze_checks, unchanged
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.ingestion import watermarks
 from spotify_assets.ingestion.config import IngestionCatalog
@@ -129,9 +129,11 @@ def build_bronze_asset(
             )
         low, high = bounds
         session = spark.session(context.log)
+        null_path = lakehouse.path(Layer.BRONZE, null_watermark_entity(source))
+        apart_path = lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity))
+        step = unchanged.Step(context, session, reads=[], writes=[path, null_path, apart_path])
         staging = storage.join(lakehouse.root, "_staging", source.entity, context.run_id)
         window_days = days(max(window.start.date(), first), window.end.date())
-        apart_path = lakehouse.path(Layer.BRONZE, conflicting_entity(source.entity))
         try:
             stats = StatsAccumulator(source, first)
             schema, batches = source_db.read_window(source, low, high)
@@ -151,7 +153,6 @@ def build_bronze_asset(
             )
             null_schema, null_batches = source_db.read_null_watermarks(source)
             null_rows = stage(null_batches, null_schema, storage.join(staging, "null.parquet"))
-            null_path = lakehouse.path(Layer.BRONZE, null_watermark_entity(source))
             if null_rows or delta.exists(null_path):
                 delta.overwrite(
                     read_staged(session, storage.join(staging, "null.parquet")), null_path
@@ -219,6 +220,7 @@ def build_bronze_asset(
                 columns_added=list(change.added),
                 columns_missing_in_source=list(change.missing),
                 **{"dagster/partition_row_count": extracted},
+                **step.costs(),
             ),
             check_results=checks,
         )

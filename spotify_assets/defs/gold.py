@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from spotify_assets.catalog import GOLD_KEYS, SOURCE_BY_ENTITY, Layer
-from spotify_assets.defs import quality
+from spotify_assets.defs import quality, unchanged
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.checks import (
     key_aggregates,
@@ -91,6 +91,13 @@ class HistoryConfig(Config):
         description="Rebuild the whole history from the change log instead of following the "
         "keys that changed since the last build.",
     )
+    rebuild_below_versions: int = Field(
+        default=scd2_merge.REBUILD_BELOW_VERSIONS,
+        ge=0,
+        description="Rebuild a dimension of fewer versions than this instead of MERGEing its "
+        "changed keys: below it, a rebuild costs less than a MERGE's fixed cost. 0 always "
+        "follows the changed keys.",
+    )
 
 
 def version_changes(
@@ -142,11 +149,29 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
         session = spark.session(context.log)
         log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
         path, table = lakehouse.path(Layer.GOLD, entity), lakehouse.name(Layer.GOLD, entity)
+        quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
+        step = unchanged.Step(
+            context,
+            session,
+            reads=[log_path],
+            writes=[path, quarantine_path],
+            recompute=config.full_refresh,
+        )
+        if (same := step.unchanged([key])) is not None:
+            return same[0]
         events = delta.read(session, log_path)
         depends_on = scd2_merge.fingerprint(
             scd2, expectations.EXPECTATIONS[entity], surrogate, events.schema.simpleString()
         )
-        plan = scd2_merge.plan(session, log_path, path, scd2.key, depends_on, config.full_refresh)
+        plan = scd2_merge.plan(
+            session,
+            log_path,
+            path,
+            scd2.key,
+            depends_on,
+            config.full_refresh,
+            config.rebuild_below_versions,
+        )
         if not plan.full:
             assert plan.keys is not None
             # Few events: keep them, so the rules and the history do not re-read the log.
@@ -157,7 +182,6 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
             str(table), events, expectations.EXPECTATIONS[entity], scd2.key
         )
         history = gold.build_scd2(scd2, checked.clean, surrogate, table)
-        quarantine_path = lakehouse.path(Layer.GOLD, quarantine_entity(entity))
         measured: Row | Mapping[str, int] | None  # the key checks' figures
         if plan.full:
             before = delta.table_version(path) if delta.exists(path) else None
@@ -208,6 +232,7 @@ def build_gold_dimension(entity: str) -> AssetsDefinition:
                 rows_quarantined=sum(dropped.values()),
                 rows_dropped_per_rule=dropped,
                 rows_in_quarantine_table=quarantined_now,
+                **step.record(),
             ),
             check_results=[
                 *quality.check_results(checked.outcomes),
@@ -280,8 +305,16 @@ def gold_dim_date(
     context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
 ) -> MaterializeResult:
     session = spark.session(context.log)
-    silver = delta.read(session, lakehouse.path(Layer.SILVER, "dim_date"))
     path, table = lakehouse.path(Layer.GOLD, "dim_date"), lakehouse.name(Layer.GOLD, "dim_date")
+    step = unchanged.Step(
+        context,
+        session,
+        reads=[lakehouse.path(Layer.SILVER, e) for e in ("dim_date", "fact_stream")],
+        writes=[path, lakehouse.path(Layer.GOLD, quarantine_entity("dim_date"))],
+    )
+    if (same := step.unchanged([DIM_DATE])) is not None:
+        return same[0]
+    silver = delta.read(session, lakehouse.path(Layer.SILVER, "dim_date"))
     checked = expectations.evaluate(
         str(table), silver, expectations.EXPECTATIONS["dim_date"], "date_key"
     )
@@ -298,6 +331,7 @@ def gold_dim_date(
             table,
             rows_quarantined=sum(dropped.values()),
             rows_dropped_per_rule=dropped,
+            **step.record(),
         ),
         check_results=[
             *quality.check_results(checked.outcomes),
@@ -350,10 +384,18 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
     ) -> MaterializeResult:
         session = spark.session(context.log)
         window = source_window(source, context)
-        streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream"))
         paths = {d["view"]: lakehouse.path(Layer.GOLD, d["view"]) for d in AS_OF_DIMENSIONS}
-        dims = {view: delta.read(session, p) for view, p in paths.items()}
         path = lakehouse.path(Layer.GOLD, "fact_stream")
+        step = unchanged.Step(
+            context,
+            session,
+            reads=[lakehouse.path(Layer.SILVER, "fact_stream"), *paths.values()],
+            writes=[path, lakehouse.path(Layer.GOLD, quarantine_entity("fact_stream"))],
+        )
+        if (same := step.unchanged([FACT])) is not None:
+            return same[0]
+        streams = delta.read(session, lakehouse.path(Layer.SILVER, "fact_stream"))
+        dims = {view: delta.read(session, p) for view, p in paths.items()}
         table = lakehouse.name(Layer.GOLD, "fact_stream")
         outcomes: list[list[expectations.Outcome]] = []
         built: list[DataFrame] = []
@@ -405,6 +447,7 @@ def build_gold_fact_stream(partitions: PartitionsDefinition) -> AssetsDefinition
                 rows_quarantined=sum(dropped.values()),
                 rows_dropped_per_rule=dropped,
                 **{"dagster/partition_row_count": int(totals["in_window"])},
+                **step.record(),
             ),
             check_results=[
                 *quality.check_results(combined),

@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from spotify_assets.catalog import SOURCE_BY_ENTITY, Layer, TableName
+from spotify_assets.defs import unchanged
 from spotify_assets.defs.bronze import source_window
 from spotify_assets.defs.policies import pool_for, retry_transient
 from spotify_assets.lake import as_of, change_log, delta, storage
@@ -183,13 +184,22 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
     @retry_transient
     def _silver(context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse):
         session = spark.session(context.log)
+        log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
+        current_path = lakehouse.path(Layer.SILVER, entity)
+        step = unchanged.Step(
+            context,
+            session,
+            reads=[lakehouse.path(Layer.BRONZE, entity)],
+            writes=[log_path, current_path],
+        )
+        if (same := step.unchanged([versions_key, current_key])) is not None:
+            yield from same
+            return
         conforming = conform_bronze(session, lakehouse, entity)
         conforming.log(context)
         frame, contract = conforming.frame, conforming.contract
-        log_path = lakehouse.path(Layer.SILVER, versions_entity(entity))
         all_versions = versions(frame, contract)
         synced = change_log.sync(session, all_versions, log_path, [contract.key, contract.sequence])
-        current_path = lakehouse.path(Layer.SILVER, entity)
         current = Counted(latest_per_key(frame, contract), rescued=RESCUED)
         delta.overwrite(current.frame, current_path)
         conforming.save_history()
@@ -202,6 +212,7 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
             "versions_deleted": synced.deleted,
         }
         log_name = lakehouse.name(Layer.SILVER, versions_entity(entity))
+        recorded = step.record()
         yield MaterializeResult(
             asset_key=versions_key,
             metadata=conforming.metadata(
@@ -211,6 +222,7 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
                 log_path,
                 log_name,
                 **log_changes,
+                **recorded,
             ),
         )
         yield MaterializeResult(
@@ -221,6 +233,7 @@ def build_silver_dimension(entity: str) -> AssetsDefinition:
                 current.rescued,
                 current_path,
                 conforming.table,
+                **recorded,
             ),
         )
 
@@ -242,16 +255,26 @@ def build_silver_dim_date() -> AssetsDefinition:
         context: AssetExecutionContext, spark: SparkResource, lakehouse: Lakehouse
     ) -> MaterializeResult:
         session = spark.session(context.log)
+        path = lakehouse.path(Layer.SILVER, "dim_date")
+        step = unchanged.Step(
+            context, session, reads=[lakehouse.path(Layer.BRONZE, "dim_date")], writes=[path]
+        )
+        if (same := step.unchanged([context.assets_def.key])) is not None:
+            return same[0]
         conforming = conform_bronze(session, lakehouse, "dim_date")
         conforming.log(context)
-        path = lakehouse.path(Layer.SILVER, "dim_date")
         written = Counted(latest_per_key(conforming.frame, conforming.contract), rescued=RESCUED)
         delta.overwrite(written.frame, path)
         conforming.save_history()
         conforming.release()
         return MaterializeResult(
             metadata=conforming.metadata(
-                written.frame.schema, written.rows, written.rescued, path, conforming.table
+                written.frame.schema,
+                written.rows,
+                written.rescued,
+                path,
+                conforming.table,
+                **step.record(),
             )
         )
 
@@ -280,15 +303,25 @@ def build_silver_streams(partitions: PartitionsDefinition) -> AssetsDefinition:
     ) -> MaterializeResult:
         session = spark.session(context.log)
         window = stream_window(context)
+        path = lakehouse.path(Layer.SILVER, "fact_stream")
+        step = unchanged.Step(
+            context, session, reads=[lakehouse.path(Layer.BRONZE, "fact_stream")], writes=[path]
+        )
+        if (same := step.unchanged([context.assets_def.key])) is not None:
+            return same[0]
         conforming = conform_bronze(session, lakehouse, "fact_stream", window)
         conforming.log(context)
-        path = lakehouse.path(Layer.SILVER, "fact_stream")
         refined = Counted(latest_per_key(conforming.frame, source), rescued=RESCUED)
         delta.replace_window(refined.frame, path, window)  # the window now holds these rows
         conforming.save_history()
         conforming.release()
         metadata = conforming.metadata(
-            refined.frame.schema, refined.rows, refined.rescued, path, conforming.table
+            refined.frame.schema,
+            refined.rows,
+            refined.rescued,
+            path,
+            conforming.table,
+            **step.record(),
         )
         metadata["dagster/partition_row_count"] = metadata["rows_written"]
         return MaterializeResult(metadata=metadata)
@@ -324,11 +357,14 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
     ) -> MaterializeResult:
         session = spark.session(context.log)
         paths = {view: lakehouse.path(layer, t) for view, (layer, t) in enriched.VIEWS.items()}
+        path = lakehouse.path(Layer.SILVER, "streams_enriched")
+        step = unchanged.Step(context, session, reads=list(paths.values()), writes=[path])
+        if (same := step.unchanged([context.assets_def.key])) is not None:
+            return same[0]
         frames = {view: delta.read(session, p) for view, p in paths.items()}
         for view, frame in frames.items():
             frame.createOrReplaceTempView(view)
         window = stream_window(context)
-        path = lakehouse.path(Layer.SILVER, "streams_enriched")
         table = lakehouse.name(Layer.SILVER, "streams_enriched")
         fact = enriched.PARAMETERS["fact"]
         stale = as_of.write_windows(
@@ -365,6 +401,7 @@ def build_streams_enriched(partitions: PartitionsDefinition) -> AssetsDefinition
                 streams_without_a_dimension_version=unmatched,
                 windows_rebuilt_for_dimension_changes=[str(d) for d in stale],
                 **{"dagster/partition_row_count": rows, "dagster/column_lineage": lineage},
+                **step.record(),
             )
         )
 
