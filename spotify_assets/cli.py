@@ -249,7 +249,9 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("materialize", help="materialise every asset over a date range, one run")
     range_args(sp)
     sp.add_argument(
-        "--full-refresh", action="store_true", help="rebuild the gold histories from scratch"
+        "--full-refresh",
+        action="store_true",
+        help="recompute every step, the gold histories from scratch",
     )
     sp.add_argument(
         "--group", choices=[layer.value for layer in Layer], help="only this layer's assets"

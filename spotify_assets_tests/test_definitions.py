@@ -186,7 +186,10 @@ def test_the_databricks_engine_keeps_the_graph_and_submits_every_step(tmp_path, 
 
     assert shape(remote) == shape(local)
     history = remote.resolve_assets_def(AssetKey(["gold", "dim_user"])).node_def
-    assert history.config_schema.as_field().config_type.fields.keys() == {"full_refresh"}
+    assert history.config_schema.as_field().config_type.fields.keys() == {
+        "full_refresh",
+        "rebuild_below_versions",
+    }
     jobs = remote.resources["databricks"]
     assert jobs.token.env_var_name == "DATABRICKS_TOKEN"
     assert "dapi-not-for-your-eyes" not in repr(jobs)

@@ -314,6 +314,7 @@ def test_advance_adds_versions_and_reruns_never_remove_history(spark, lakehouse)
     )
     assert rerun.success
     assert snapshot(spark, settings) == before
+    assert not any(skipped for *_, skipped in costs(rerun).values())  # a full refresh recomputes
     (users,) = rerun.asset_materializations_for_node("gold__dim_user")
     assert users.metadata["build_reason"].value == "full refresh requested"
 
