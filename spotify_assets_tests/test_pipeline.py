@@ -154,6 +154,34 @@ def costs(result) -> dict[str, tuple]:
     return figures
 
 
+@pytest.mark.slow  # a Spark Connect server, and two whole-graph runs on a second lake
+def test_partitions_run_out_of_order_and_on_either_engine_give_the_same_tables(
+    spark, lakehouse, tmp_path, spark_connect_url
+):
+    """Day 3, then days 1-2, on a second lakehouse equal one ordered run (ingestion times aside,
+    which differ between two lakehouses by nature). Day 3 goes through a Spark Connect server
+    (`spotify-lakehouse materialize` in a process of its own with SPARK_ENGINE=connect): every
+    layer built there from nothing, then days 1-2 on the local engine over the same tables."""
+    settings = make_settings(tmp_path)
+    source = SourceDatabase(url=settings.source_db_url)
+    simulator.seed(source.engine, seed_value=11, start=START, days=3, echo=lambda _: None)
+    done = through_spark_connect(
+        settings, spark_connect_url, "--start", str(DAY3), "--end", str(DAY3)
+    )
+    assert "on the Spark Connect server" in done.stdout + done.stderr
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize_range(
+            settings, DAY1, date(2026, 1, 2), instance=instance, say=lambda _: None
+        )
+        assert result.success
+    # The second run rebuilt day 3's joined windows: their dimension versions had changed.
+    mats = result.asset_materializations_for_node("silver__streams_enriched")
+    assert mats[0].metadata["windows_rebuilt_for_dimension_changes"].value == ["2026-01-03"]
+    assert snapshot(spark, settings, drop=("_ingested_at",)) == snapshot(
+        spark, lakehouse[0], drop=("_ingested_at",)
+    )
+
+
 def test_a_rerun_does_the_work_of_what_changed_and_no_more(spark, lakehouse):
     """Slow because it is two whole-graph runs of the seeded range: one with nothing changed
     (seconds), one after changes in old windows (about a minute)."""
@@ -195,34 +223,6 @@ def test_a_rerun_does_the_work_of_what_changed_and_no_more(spark, lakehouse):
     assert gold_current_rows(spark, settings, "dim_artist", ["artist_id", "genre"]) >= {
         (3, "Polka")
     }
-
-
-@pytest.mark.slow  # a Spark Connect server, and two whole-graph runs on a second lake
-def test_partitions_run_out_of_order_and_on_either_engine_give_the_same_tables(
-    spark, lakehouse, tmp_path, spark_connect_url
-):
-    """Day 3, then days 1-2, on a second lakehouse equal one ordered run (ingestion times aside,
-    which differ between two lakehouses by nature). Day 3 goes through a Spark Connect server
-    (`spotify-lakehouse materialize` in a process of its own with SPARK_ENGINE=connect): every
-    layer built there from nothing, then days 1-2 on the local engine over the same tables."""
-    settings = make_settings(tmp_path)
-    source = SourceDatabase(url=settings.source_db_url)
-    simulator.seed(source.engine, seed_value=11, start=START, days=3, echo=lambda _: None)
-    done = through_spark_connect(
-        settings, spark_connect_url, "--start", str(DAY3), "--end", str(DAY3)
-    )
-    assert "on the Spark Connect server" in done.stdout + done.stderr
-    with DagsterInstance.ephemeral() as instance:
-        result = materialize_range(
-            settings, DAY1, date(2026, 1, 2), instance=instance, say=lambda _: None
-        )
-        assert result.success
-    # The second run rebuilt day 3's joined windows: their dimension versions had changed.
-    mats = result.asset_materializations_for_node("silver__streams_enriched")
-    assert mats[0].metadata["windows_rebuilt_for_dimension_changes"].value == ["2026-01-03"]
-    assert snapshot(spark, settings, drop=("_ingested_at",)) == snapshot(
-        spark, lakehouse[0], drop=("_ingested_at",)
-    )
 
 
 def test_enriched_streams_carry_the_versions_valid_when_each_stream_happened(spark, lakehouse):

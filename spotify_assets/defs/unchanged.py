@@ -77,7 +77,8 @@ class Step:
         self.written_before = _versions(writes)
         self.recompute = recompute or context.run.tags.get(RECOMPUTE_TAG) == "true"
         self.range = None
-        if context.has_partition_key_range or context.has_partition_key:
+        partitioned = context.assets_def.partitions_def is not None
+        if partitioned and (context.has_partition_key_range or context.has_partition_key):
             window = context.partition_time_window
             self.range = [window.start.isoformat(), window.end.isoformat()]
         self.job_group = job_group(context)
