@@ -97,3 +97,18 @@ def test_tables_are_written_without_deletion_vectors(spark, tmp_path):
     assert "deletionVectors" not in delta.reader_features(table)
     assert delta.properties(table)["delta.enableDeletionVectors"] == "false"
     assert delta.row_count(table) == 3
+
+
+def test_a_table_created_again_at_its_path_is_another_table(spark, tmp_path):
+    """What a skipped step compares (defs.unchanged): the version alone would say nothing
+    changed, as a new table starts at version 0 again."""
+    import shutil
+
+    table = str(tmp_path / "table")
+    assert delta.table_state(table) == "none@-1"
+    spark.range(3).write.format("delta").save(table)
+    first = delta.table_state(table)
+    shutil.rmtree(table)
+    spark.range(4).write.format("delta").save(table)
+    again = delta.table_state(table)
+    assert first.endswith("@0") and again.endswith("@0") and first != again

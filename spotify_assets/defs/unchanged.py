@@ -20,7 +20,6 @@ whose jobs the step's job group names) and the Delta commits it made (`delta_com
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,7 +43,6 @@ _DONE = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordSta
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
 def code_fingerprint() -> str:
     """The project's code and SQL templates: a change to either recomputes every step once."""
     digest = hashlib.sha256()
@@ -56,8 +54,14 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _versions(paths: Sequence[str]) -> dict[str, int]:
-    return {path: delta.table_version(path) for path in paths}
+# At import, as the code that runs was loaded: a file edited during a run is not the run's code.
+CODE = code_fingerprint()
+
+
+def _versions(paths: Sequence[str]) -> dict[str, str]:
+    """Each table's identity and version: a table deleted and created again at the same path
+    starts at version 0 again, under a new id."""
+    return {path: delta.table_state(path) for path in paths}
 
 
 class Step:
@@ -101,10 +105,12 @@ class Step:
             recorded = materialization.metadata.get(RECORD)
             if not self._still_describes(recorded.value if recorded else None):
                 return None
-            checks = self._last_verdicts(key)
+            checks = self._last_verdicts(key, entry.run_id)
             if checks is None:
                 return None
-            since = entry.run_id
+            # The run that computed the figures (a skipping run reports its source's).
+            origin = materialization.metadata.get("unchanged_since_run")
+            since = str(origin.value) if origin is not None else entry.run_id
             metadata: dict[str, Any] = {
                 k: v for k, v in materialization.metadata.items() if k not in _COSTS
             }
@@ -122,25 +128,24 @@ class Step:
     def _still_describes(self, recorded: Any) -> bool:
         if not isinstance(recorded, Mapping):
             return False
-        start, end = recorded.get("range") or (None, None)
-        covers = self.range is None or (
-            start is not None and start <= self.range[0] and self.range[1] <= end
-        )
+        # The same range, not a wider one: a range's figures and verdicts are its own.
         return (
-            covers
-            and recorded.get("code") == code_fingerprint()
+            recorded.get("range") == self.range
+            and recorded.get("code") == CODE
             and recorded.get("reads") == self.read_versions
             and recorded.get("writes") == self.written_before
         )
 
-    def _last_verdicts(self, key: AssetKey) -> list[AssetCheckResult] | None:
-        """The last completed evaluation of each of the asset's checks in this step."""
+    def _last_verdicts(self, key: AssetKey, run_id: str) -> list[AssetCheckResult] | None:
+        """The evaluation of each of the asset's checks in this step by run `run_id` (the run
+        of the materialisation reported again); None when one has none."""
         specs = [s for s in self.context.assets_def.check_specs if s.asset_key == key]
         storage = self.context.instance.event_log_storage
         results = []
         for spec in specs:
-            history = storage.get_asset_check_execution_history(spec.key, limit=1, status=_DONE)
-            event = history[0].event if history else None
+            history = storage.get_asset_check_execution_history(spec.key, limit=20, status=_DONE)
+            mine = [r for r in history if r.run_id == run_id]
+            event = mine[0].event if mine else None
             evaluation = (
                 event.dagster_event.event_specific_data if event and event.dagster_event else None
             )
@@ -167,17 +172,19 @@ class Step:
                     "reads": self.read_versions,
                     "writes": written,
                     "range": self.range,
-                    "code": code_fingerprint(),
+                    "code": CODE,
                 }
             ),
             **self.costs(written),
         }
 
-    def costs(self, written: Mapping[str, int] | None = None) -> dict[str, int]:
+    def costs(self, written: Mapping[str, str] | None = None) -> dict[str, int]:
         """The Spark jobs the step's job group ran (local sessions only) and the commits it
         made to the tables it writes."""
         after = _versions(self.writes) if written is None else written
-        figures = {"delta_commits": sum(v - self.written_before[p] for p, v in after.items())}
+        figures = {
+            "delta_commits": sum(_commits(self.written_before[p], now) for p, now in after.items())
+        }
         if _local(self.session):
             tracker = self.session.sparkContext.statusTracker()
             figures["spark_jobs"] = len(tracker.getJobIdsForGroup(self.job_group))
@@ -190,6 +197,12 @@ _COSTS = ("spark_jobs", "delta_commits", "unchanged_since_run")
 def job_group(context: AssetExecutionContext) -> str:
     """The Spark job group of a step's jobs: its run and step (shown in Spark's UI too)."""
     return f"{context.run_id}:{context.get_step_execution_context().step.key}"
+
+
+def _commits(before: str, after: str) -> int:
+    """Commits between two `delta.table_state`s of a path (a table created anew: all of its)."""
+    (old_id, old), (new_id, new) = (s.rsplit("@", 1) for s in (before, after))
+    return int(new) - int(old) if old_id == new_id else int(new) + 1
 
 
 def _local(session: SparkSession) -> bool:

@@ -103,6 +103,15 @@ def table_version(path: str) -> int:
     return _table(path).version() if exists(path) else -1
 
 
+def table_state(path: str) -> str:
+    """`<table id>@<version>`: which table is at `path` and at which version ("none@-1" when
+    there is none). A table deleted and created again starts at version 0 under a new id."""
+    if not exists(path):
+        return "none@-1"
+    table = _table(path)
+    return f"{table.metadata().id}@{table.version()}"
+
+
 def history(path: str, limit: int) -> list[dict[str, Any]]:
     """The table's latest `limit` commits, newest first, as DESCRIBE HISTORY gives them
     (version, operation, operationParameters, operationMetrics, userMetadata)."""
@@ -162,8 +171,10 @@ def read_arrow(
     files = _files(table)
     if window is not None:
         files = files.filter(_may_hold(files, window))
-    if (pc.sum(files["num_records"]).as_py() or 0) > (MAX_ROWS if max_rows is None else max_rows):
-        return None
+    records = files["num_records"]
+    limit = MAX_ROWS if max_rows is None else max_rows
+    if records.null_count or (pc.sum(records).as_py() or 0) > limit:
+        return None  # too many rows for the driver, or files that do not say how many
     read = list(dict.fromkeys([*columns, *([window.column] if window else [])]))
     predicate = None
     bounds = [b for b in (window.lower, window.end) if b is not None] if window else []
@@ -195,6 +206,8 @@ def _sql_condition(window: Window, kind: pa.DataType) -> str:
         bound = _bound(value, kind).as_py()
         if pa.types.is_date(kind):
             return f"DATE '{bound.isoformat()}'"
+        if bound.tzinfo is not None:
+            bound = bound.astimezone(UTC)
         text = bound.replace(tzinfo=None).isoformat(sep="T")
         return f"TIMESTAMP '{text}{'Z' if getattr(kind, 'tz', None) else ''}'"
 
@@ -233,7 +246,7 @@ def _may_hold(files: pa.Table, window: Window) -> pa.ChunkedArray:
     """Which files' statistics leave room for a row in the window (True when they say nothing).
     Delta truncates timestamps' statistics to milliseconds: the upper one is widened by 1 ms."""
     names = files.column_names
-    keep = pc.equal(files["num_records"], files["num_records"])  # all True
+    keep = pa.chunked_array([pa.array([True] * files.num_rows, pa.bool_())])
     low, high = f"min.{window.column}", f"max.{window.column}"
     if high in names and window.lower is not None:
         upper, below_lower = files[high], pc.less
