@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -46,11 +46,16 @@ class Window:
         column = f"`{validate_identifier(self.column, 'column')}`"
         if alias:
             column = f"{validate_identifier(alias, 'alias')}.{column}"
+        return self.condition(column, _literal)
+
+    def condition(self, column: str, literal: Callable[[datetime | date], str]) -> str:
+        """The window as a SQL condition on `column` (quoted already), bounds written by
+        `literal`: Spark's dialect in `predicate`, another engine's elsewhere."""
         parts = [f"{column} IS NOT NULL"]
         if self.lower is not None:
-            parts.append(f"{column} >= {_literal(self.lower)}")
+            parts.append(f"{column} >= {literal(self.lower)}")
         if self.end is not None:
-            parts.append(f"{column} < {_literal(self.end)}")
+            parts.append(f"{column} < {literal(self.end)}")
         return " AND ".join(parts)
 
     def args(self) -> dict[str, datetime | date]:
@@ -211,13 +216,7 @@ def _sql_condition(window: Window, kind: pa.DataType) -> str:
         text = bound.replace(tzinfo=None).isoformat(sep="T")
         return f"TIMESTAMP '{text}{'Z' if getattr(kind, 'tz', None) else ''}'"
 
-    column = f'"{validate_identifier(window.column, "column")}"'
-    parts = [f"{column} IS NOT NULL"]
-    if window.lower is not None:
-        parts.append(f"{column} >= {literal(window.lower)}")
-    if window.end is not None:
-        parts.append(f"{column} < {literal(window.end)}")
-    return " AND ".join(parts)
+    return window.condition(f'"{validate_identifier(window.column, "column")}"', literal)
 
 
 def _bound(value: date | datetime, kind: pa.DataType) -> pa.Scalar:
