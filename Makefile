@@ -121,7 +121,7 @@ test-all: setup postgres odbc azurite chromium
 screenshots: setup chromium
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q spotify_assets_tests/test_ui.py
 
-# The benchmark suite: a table, benchmarks/results/suite.json and the plots the README shows.
+# The benchmark suite: a table, benchmarks/results/suite.json and the plots docs/benchmarks.md shows.
 # bench-smoke runs it at its smallest sizes into a scratch folder (CI, to keep it working).
 BENCH_ARGS ?=
 BENCH_SMOKE_RESULTS ?= $(or $(TMPDIR),/tmp)/spotify-lakehouse-bench-smoke

@@ -1,4 +1,4 @@
-"""The suite's table (printed, and written as suite.md) and its plots (PNG, for the README)."""
+"""The suite's table (printed, and written as suite.md) and its plots (PNGs for the docs)."""
 
 from __future__ import annotations
 

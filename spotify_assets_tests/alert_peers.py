@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from spotify_assets.spark.connect_server import free_port
+from spotify_assets_tests.servers import free_port
 
 
 @dataclass

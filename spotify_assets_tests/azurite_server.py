@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from spotify_assets.spark.connect_server import ServerFailed, free_port, stop, wait_for_port
+from spotify_assets_tests.servers import ServerFailed, free_port, stop, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE = ROOT / ".ci" / "azurite" / "node_modules" / ".bin" / "azurite-blob"

@@ -13,8 +13,8 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 
 from spotify_assets.settings import Settings, load_settings
-from spotify_assets.spark import connect_server
 from spotify_assets.spark.session import SparkOptions, get_session
+from spotify_assets_tests import servers
 from spotify_assets_tests.pg_server import PostgresUnavailable, throwaway_postgres
 
 START = date(2026, 1, 1)
@@ -58,7 +58,7 @@ def spark_connect_url(tmp_path_factory: pytest.TempPathFactory):
     started for the tests that need one and stopped with the session."""
     root = tmp_path_factory.mktemp("spark-connect")
     options = SparkOptions.from_settings(make_settings(root))
-    with connect_server.start(options, log=root / "server.log") as url:
+    with servers.connect_server(options, log=root / "server.log") as url:
         yield url
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from spotify_assets.instance import write_dagster_home
-from spotify_assets.spark.connect_server import ServerFailed, free_port, wait_for_port
+from spotify_assets_tests.servers import ServerFailed, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGSTER = ROOT / ".venv" / "bin" / "dagster"

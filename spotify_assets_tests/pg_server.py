@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from spotify_assets.spark.connect_server import free_port
+from spotify_assets_tests.servers import free_port
 
 
 class PostgresUnavailable(RuntimeError):

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -343,13 +344,17 @@ def gold_dim_date(
 
 
 # How the fact reaches each dimension, for rebuilding windows when a dimension changes later.
-def _via(alias: str, entity: str, join_from: str = "f") -> dict[str, str]:
-    key = GOLD_KEYS[entity][0]
-    return {"alias": alias, "view": entity, "key": key, "join_from": join_from, "join_column": key}
+def _via(alias: str, entity: str, join_from: str = "f", *reads: str) -> dict[str, Any]:
+    key, surrogate = GOLD_KEYS[entity]
+    return {
+        "alias": alias, "view": entity, "key": key, "join_from": join_from, "join_column": key,
+        "start": "__START_AT", "end": "__END_AT", "reads": [surrogate, *reads],
+    }  # fmt: skip
 
 
 AS_OF_DIMENSIONS = [
-    _via("usr", "dim_user"), _via("trk", "dim_track"), _via("art", "dim_artist", "trk")
+    _via("usr", "dim_user"), _via("trk", "dim_track", "f", "artist_id"),
+    _via("art", "dim_artist", "trk"),
 ]  # fmt: skip
 
 

@@ -5,7 +5,8 @@ dimension gains or loses versions afterwards (a late capture, a backfill of earl
 windows whose streams reference a changed key must be rebuilt, or the table would depend on the
 order runs happened in. Each built window records the Delta version of every dimension table it
 read, in a JSON document beside the table; a run diffs each dimension between that version and
-now (Delta time travel) and rebuilds exactly the windows that reference a changed key.
+now (its change data feed, else Delta time travel) and rebuilds exactly the windows holding a
+fact of a changed key at or after the time from which the key's versions changed.
 """
 
 from __future__ import annotations
@@ -49,24 +50,86 @@ def save(path: str, state: AsOfState) -> None:
     write_json_atomically(path, {"windows": state.windows})
 
 
-def changed_keys(
-    spark: SparkSession, path: str, key: str, since: int, now: int
+def changed_since(
+    spark: SparkSession, path: str, dim: dict[str, Any], since: int, now: int
 ) -> DataFrame | None:
-    """Keys whose versions differ between Delta versions `since` and `now` of a change log:
-    from its change data feed when the feed can tell, else by comparing the two snapshots
-    (ingestion columns aside); None if `since` can no longer be read (vacuumed)."""
-    fed = change_log.changed_keys(spark, path, key, since, now)
-    if fed is not None:
-        return fed
+    """Per key whose versions changed between Delta versions `since` and `now` of a dimension,
+    `_from`: the earliest fact time whose version may differ (null: every time). None if
+    `since` can no longer be read (vacuumed).
+
+    A fact at time t takes the key's version valid at t (the first version also covers every
+    earlier t). So a version added, removed or changed in a column the join reads moves the
+    facts from its `start` on (from the start of time if it is, or was, the key's first); a
+    version whose `end` alone moved (a later version arrived) moves the facts from the earlier
+    of its two ends. A next day's changes thus reach the next day's facts, not older ones."""
+    key, start, end = dim["key"], dim["start"], dim.get("end")
+    group = [key, start, *dim["reads"]]
+    rows = _changed_rows(spark, path, [*group, *([end] if end else [])], since, now)
+    if rows is None:
+        return None
+    old = F.col("_side") == "old"
+    none = F.lit(None).cast("timestamp")
+    ends = F.struct((F.col(end) if end else none).alias("e"))
+    versions = rows.groupBy(*group).agg(
+        F.count_if(old).alias("_old"),
+        F.count_if(~old).alias("_new"),
+        F.sort_array(F.collect_list(F.when(old, ends))).alias("_old_ends"),
+        F.sort_array(F.collect_list(F.when(~old, ends))).alias("_new_ends"),
+        (F.min(end) if end else none).alias("_min_end"),
+    )
+    only_end = (F.col("_old") > 0) & (F.col("_new") > 0)  # the same version on both sides
+    moved = versions.where(~only_end | (F.col("_old_ends") != F.col("_new_ends")))
+    first = (
+        delta.read(spark, path)
+        .select(key, start)
+        .join(moved.select(key).distinct(), key, "left_semi")
+        .unionByName(rows.select(key, start))
+        .groupBy(key)
+        .agg(F.min(start).alias("_first"))
+    )
+    by_start = ~only_end | F.col("_min_end").isNull()
+    return _per_key(
+        moved.join(first, key).select(
+            key,
+            F.when(by_start & (F.col(start) <= F.col("_first")), F.lit(None))
+            .when(by_start, F.col(start))
+            .otherwise(F.col("_min_end"))
+            .alias("_from"),
+        ),
+        key,
+    )
+
+
+def _changed_rows(
+    spark: SparkSession, path: str, columns: list[str], since: int, now: int
+) -> DataFrame | None:
+    """`columns` of the rows only the version `since` had (`_side` old) or only `now` has
+    (new): from the change data feed when it can tell, else by comparing the two snapshots."""
+    feed = change_log.changes(spark, path, columns, since, now)
+    if feed is not None:
+        gone = F.col("_change_type").isin("delete", "update_preimage")
+        return feed.select(*columns, F.when(gone, "old").otherwise("new").alias("_side"))
     try:
         old = spark.read.format("delta").option("versionAsOf", since).load(path)
         old.schema  # noqa: B018 - resolves the snapshot, failing here if it is gone
     except AnalysisException:  # e.g. the version's log was cleaned up: rebuild everything
         return None
     current = spark.read.format("delta").option("versionAsOf", now).load(path)
-    columns = [c for c in current.columns if c in old.columns and not c.startswith("_")]
     a, b = current.select(*columns), old.select(*columns)
-    return a.exceptAll(b).unionByName(b.exceptAll(a)).select(key).distinct()
+    return (
+        a.exceptAll(b)
+        .withColumn("_side", F.lit("new"))
+        .unionByName(b.exceptAll(a).withColumn("_side", F.lit("old")))
+    )
+
+
+def _per_key(frame: DataFrame, key: str) -> DataFrame:
+    """One row per key: the earliest `_from`, null (every time) winning."""
+    return frame.groupBy(key).agg(
+        F.when(F.count_if(F.col("_from").isNull()) > 0, F.lit(None))
+        .otherwise(F.min("_from"))
+        .alias("_from")
+    )
 
 
 def window_days(frame: DataFrame, time_column: str) -> set[date]:
@@ -84,10 +147,11 @@ def affected_days(
     state: AsOfState,
     now: dict[str, int],
 ) -> set[date]:
-    """Recorded windows whose facts reference a dimension key whose versions changed since the
-    window was built. Each dimension is a dict with its `alias`, `view`, `key`, and the join it
-    is reached by (`join_from`: "f" for the fact or another dimension's alias, `join_column`);
-    `read` gives a view's current rows and `paths` its Delta path."""
+    """Recorded windows holding a fact whose dimension version may have changed since the
+    window was built. Each dimension is a dict with its `alias`, `view`, `key`, the columns of
+    a version's validity (`start`, and `end` when stored) and the others the join reads
+    (`reads`), and the join it is reached by (`join_from`: "f" for the fact or another
+    dimension's alias, `join_column`); `read` gives a view's current rows and `paths` its path."""
     by_alias = {d["alias"]: d for d in dimensions}
     groups: dict[tuple, list[str]] = {}
     for day, versions in state.windows.items():
@@ -103,9 +167,7 @@ def affected_days(
                 continue
             since = built.get(view)
             keys = (
-                None
-                if since is None
-                else changed_keys(spark, paths[view], dim["key"], since, now[view])
+                None if since is None else changed_since(spark, paths[view], dim, since, now[view])
             )
             if keys is None:  # cannot tell what changed: rebuild the group
                 affected.update(date.fromisoformat(d) for d in group)
@@ -113,11 +175,15 @@ def affected_days(
             # Follow the join path back to the fact: changed artists -> their tracks -> streams.
             while dim["join_from"] != "f":
                 parent = by_alias[dim["join_from"]]
-                keys = _semi(read(parent["view"]), dim["join_column"], keys, dim["key"]).select(
-                    parent["key"]
+                via = read(parent["view"]).select(parent["key"], dim["join_column"]).distinct()
+                keys = _per_key(
+                    via.join(keys, via[dim["join_column"]] == keys[dim["key"]]).select(
+                        via[parent["key"]], keys["_from"]
+                    ),
+                    parent["key"],
                 )
                 dim = parent
-            hits.append(_semi(streams, dim["join_column"], keys, dim["key"]).select(time))
+            hits.append(_since(streams, time, dim["join_column"], keys, dim["key"]))
     if hits:
         union = hits[0]
         for hit in hits[1:]:
@@ -126,10 +192,12 @@ def affected_days(
     return affected
 
 
-def _semi(rows: DataFrame, column: str, keys: DataFrame, key: str) -> DataFrame:
-    """The rows whose `column` is among `keys`' `key` values."""
-    renamed = keys.select(F.col(key).alias("_changed_key")).distinct()
-    return rows.join(renamed, rows[column] == renamed["_changed_key"], "left_semi")
+def _since(rows: DataFrame, time: str, column: str, keys: DataFrame, key: str) -> DataFrame:
+    """The times of the rows whose `column` is among `keys`' `key` values, at or after the
+    key's `_from`."""
+    k = keys.select(F.col(key).alias("_changed_key"), "_from")
+    hit = (rows[column] == k["_changed_key"]) & (k["_from"].isNull() | (rows[time] >= k["_from"]))
+    return rows.join(k, hit, "left_semi").select(time)
 
 
 def write_windows(

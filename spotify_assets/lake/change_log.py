@@ -23,6 +23,7 @@ from typing import Any
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from spotify_assets.lake import delta
 from spotify_assets.sql import delta_table, render
@@ -60,7 +61,7 @@ def ensure_properties(spark: SparkSession, path: str) -> None:
 
 
 def create(df: DataFrame, path: str) -> None:
-    """A new table with the change data feed and deletion vectors on."""
+    """A new table with the change data feed on and no deletion vectors."""
     writer = df.write.format("delta").mode("error")  # Spark Connect knows no "errorifexists"
     for name, value in PROPERTIES.items():
         writer = writer.option(name, value)
@@ -106,8 +107,19 @@ def changed_keys(
 ) -> DataFrame | None:
     """Distinct `key` values of the rows inserted, updated or deleted in versions (since, until],
     from the change data feed; None when the feed cannot tell."""
+    feed = changes(spark, path, [key], since, until)
+    return None if feed is None else feed.select(key).distinct()
+
+
+def changes(
+    spark: SparkSession, path: str, columns: list[str], since: int, until: int
+) -> DataFrame | None:
+    """`columns` of the change data feed's rows of versions (since, until], each with its
+    `_change_type` (insert, delete, update_preimage, update_postimage), read once; None when the
+    feed cannot tell (a wholesale write in the range, or part of the log or change files gone)."""
     if until <= since:
-        return spark.createDataFrame([], delta.read(spark, path).select(key).schema)
+        empty = delta.read(spark, path).select(*columns)
+        return empty.withColumn("_change_type", F.lit("insert")).limit(0)
     latest = delta.table_version(path)
     operations = [  # the commits after `since`, not the whole log
         op for op in delta.history(path, max(latest - since, 1)) if since < op["version"] <= until
@@ -126,8 +138,7 @@ def changed_keys(
             .option("startingVersion", since + 1)
             .option("endingVersion", until)
             .load(path)
-            .select(key)
-            .distinct()
+            .select(*columns, "_change_type")
             .localCheckpoint()
         )
     except (PySparkException, Py4JJavaError):

@@ -27,6 +27,8 @@ def _dimension(entity: str, alias: str, join_from: str, join_column: str, *colum
         "view": f"silver_{entity}_versions",
         "key": contract.key,
         "sequence": contract.sequence,
+        "start": contract.sequence,  # a version's validity, for as_of
+        "reads": [c.split(":")[0] for c in columns],
         "join_from": join_from,
         "join_column": join_column,
         "columns": _columns(*columns),
