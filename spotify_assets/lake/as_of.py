@@ -18,6 +18,7 @@ from typing import Any
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Window as W
 from pyspark.sql import functions as F
 
 from spotify_assets.ingestion.windows import days, ranges
@@ -61,66 +62,66 @@ def changed_since(
     earlier t). So a version added, removed or changed in a column the join reads moves the
     facts from its `start` on (from the start of time if it is, or was, the key's first); a
     version whose `end` alone moved (a later version arrived) moves the facts from the earlier
-    of its two ends. A next day's changes thus reach the next day's facts, not older ones."""
+    of its two ends. A next day's changes thus reach the next day's facts, not older ones.
+    Versions are compared through the change data feed when it can tell, else between the
+    two snapshots."""
     key, start, end = dim["key"], dim["start"], dim.get("end")
-    group = [key, start, *dim["reads"]]
-    rows = _changed_rows(spark, path, [*group, *([end] if end else [])], since, now)
+    columns = [key, start, *dim["reads"], *([end] if end else [])]
+    rows = _sides(spark, path, key, columns, since, now)
     if rows is None:
         return None
-    old = F.col("_side") == "old"
-    none = F.lit(None).cast("timestamp")
-    ends = F.struct((F.col(end) if end else none).alias("e"))
-    versions = rows.groupBy(*group).agg(
-        F.count_if(old).alias("_old"),
-        F.count_if(~old).alias("_new"),
-        F.sort_array(F.collect_list(F.when(old, ends))).alias("_old_ends"),
-        F.sort_array(F.collect_list(F.when(~old, ends))).alias("_new_ends"),
-        (F.min(end) if end else none).alias("_min_end"),
+    # Partitioned by key once: each grouping below refines that key, so Spark shuffles once.
+    # A version is a (key, start) pair, unique in each snapshot.
+    ends = (
+        [F.max(F.when(F.col(s) == 1, F.col(end))).alias(f"{s}_end") for s in ("_o", "_n")]
+        if end
+        else []
     )
-    only_end = (F.col("_old") > 0) & (F.col("_new") > 0)  # the same version on both sides
-    moved = versions.where(~only_end | (F.col("_old_ends") != F.col("_new_ends")))
-    first = (
-        delta.read(spark, path)
-        .select(key, start)
-        .join(moved.select(key).distinct(), key, "left_semi")
-        .unionByName(rows.select(key, start))
-        .groupBy(key)
-        .agg(F.min(start).alias("_first"))
+    versions = (
+        rows.repartition(key)
+        .groupBy(key, start, *dim["reads"])
+        .agg(F.sum("_o").alias("_o"), F.sum("_n").alias("_n"), *ends)
     )
-    by_start = ~only_end | F.col("_min_end").isNull()
-    return _per_key(
-        moved.join(first, key).select(
-            key,
-            F.when(by_start & (F.col(start) <= F.col("_first")), F.lit(None))
-            .when(by_start, F.col(start))
-            .otherwise(F.col("_min_end"))
-            .alias("_from"),
-        ),
+    same = (F.col("_o") == 1) & (F.col("_n") == 1)  # one on each side, reading the same
+    same_end = F.col("_o_end").eqNullSafe(F.col("_n_end")) if end else F.lit(True)
+    unchanged = (F.col("_o") + F.col("_n") == 0) | (same & same_end)
+    moved = versions.select(
         key,
-    )
+        F.when(same, F.least("_o_end", "_n_end") if end else F.lit(None))  # its end alone moved
+        .when(F.col(start) > F.min(start).over(W.partitionBy(key)), F.col(start))
+        .alias("_from"),  # null: the key's first version, which covers every earlier time
+        unchanged.alias("_unchanged"),
+    ).where(~F.col("_unchanged"))
+    return _per_key(moved, key)
 
 
-def _changed_rows(
-    spark: SparkSession, path: str, columns: list[str], since: int, now: int
+def _sides(
+    spark: SparkSession, path: str, key: str, columns: list[str], since: int, now: int
 ) -> DataFrame | None:
-    """`columns` of the rows only the version `since` had (`_side` old) or only `now` has
-    (new): from the change data feed when it can tell, else by comparing the two snapshots."""
+    """Rows flagged `_o` (the version `since` had it) and `_n` (`now` has it). From the change
+    data feed when it can tell: its old and new images, beside the current rows of its keys
+    (flagged neither: they tell which version is a key's first). Else both snapshots whole."""
     feed = change_log.changes(spark, path, columns, since, now)
+
+    def flagged(frame: DataFrame, o: int, n: int) -> DataFrame:
+        return frame.select(*columns, F.lit(o).alias("_o"), F.lit(n).alias("_n"))
+
     if feed is not None:
         gone = F.col("_change_type").isin("delete", "update_preimage")
-        return feed.select(*columns, F.when(gone, "old").otherwise("new").alias("_side"))
+        keys = F.broadcast(feed.select(key).distinct())
+        current = delta.read(spark, path).join(keys, key, "left_semi")
+        return (
+            flagged(feed.where(gone), 1, 0)
+            .unionByName(flagged(feed.where(~gone), 0, 1))
+            .unionByName(flagged(current, 0, 0))
+        )
     try:
         old = spark.read.format("delta").option("versionAsOf", since).load(path)
         old.schema  # noqa: B018 - resolves the snapshot, failing here if it is gone
     except AnalysisException:  # e.g. the version's log was cleaned up: rebuild everything
         return None
-    current = spark.read.format("delta").option("versionAsOf", now).load(path)
-    a, b = current.select(*columns), old.select(*columns)
-    return (
-        a.exceptAll(b)
-        .withColumn("_side", F.lit("new"))
-        .unionByName(b.exceptAll(a).withColumn("_side", F.lit("old")))
-    )
+    new = spark.read.format("delta").option("versionAsOf", now).load(path)
+    return flagged(old, 1, 0).unionByName(flagged(new, 0, 1))
 
 
 def _per_key(frame: DataFrame, key: str) -> DataFrame:
@@ -195,7 +196,7 @@ def affected_days(
 def _since(rows: DataFrame, time: str, column: str, keys: DataFrame, key: str) -> DataFrame:
     """The times of the rows whose `column` is among `keys`' `key` values, at or after the
     key's `_from`."""
-    k = keys.select(F.col(key).alias("_changed_key"), "_from")
+    k = F.broadcast(keys.select(F.col(key).alias("_changed_key"), "_from"))
     hit = (rows[column] == k["_changed_key"]) & (k["_from"].isNull() | (rows[time] >= k["_from"]))
     return rows.join(k, hit, "left_semi").select(time)
 
